@@ -1,0 +1,439 @@
+"""The one async client the server talks to Customer.io with: auth, region, retries, error mapping.
+
+Retries never duplicate data. A request is *replay-safe* when sending it twice changes nothing
+more than sending it once: idempotent endpoints (PUT, DELETE, suppress, segment membership) and
+calls whose body carries a deduplication key (event ``id``, Pipelines ``messageId``), which the
+tool runner adds before the first attempt so that every attempt sends the same bytes. Any other
+request is retried only when Customer.io cannot have processed it (429, or a connection that
+was never established); otherwise the error says the call may or may not have been applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import stamina
+
+from customerio_mcp import __version__
+from customerio_mcp.errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    DeliveryError,
+    NotFoundError,
+    PartialFailureError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from customerio_mcp.settings import Region, Settings
+
+logger = logging.getLogger(__name__)
+
+Api = Literal["track", "pipelines"]
+USER_AGENT = f"customerio-mcp/{__version__} httpx2/{httpx2.__version__}"
+MAX_ERROR_TEXT = 2_000
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    track: str
+    pipelines: str
+
+    def for_api(self, api: Api) -> str:
+        return self.track if api == "track" else self.pipelines
+
+
+REGION_URLS: Mapping[Region, Endpoints] = {
+    "us": Endpoints("https://track.customer.io", "https://cdp.customer.io/v1"),
+    "eu": Endpoints("https://track-eu.customer.io", "https://cdp-eu.customer.io/v1"),
+}
+REGION_LOOKUP_PATH = "/api/v1/accounts/region"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Waits are exponential with jitter unless Customer.io says Retry-After."""
+
+    max_retries: int = 3
+    deadline: float = 60.0
+    wait_initial: float = 0.2
+    wait_max: float = 8.0
+    wait_jitter: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_retries=settings.max_retries, deadline=settings.retry_deadline)
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    api: Api
+    method: str
+    path: str
+    """Already percent-encoded, relative to the API's base URL."""
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    replay_safe: bool = False
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any
+    attempts: int
+    region: str
+    url: str
+
+
+class _RetryableFailure(Exception):
+    """One failed attempt that a retry might cure; never leaves this module."""
+
+    def __init__(
+        self, *, unprocessed: bool, response: httpx2.Response | None = None, cause: Exception | None = None
+    ) -> None:
+        super().__init__("retryable failure")
+        self.unprocessed = unprocessed
+        self.response = response
+        self.cause = cause
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _decode_body(response: httpx2.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:MAX_ERROR_TEXT]
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+class CustomerIOClient:
+    """Sends prepared requests to the Track or Pipelines API of the account's region."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx2.AsyncClient,
+        retry: RetryPolicy | None = None,
+        region_urls: Mapping[Region, Endpoints] = REGION_URLS,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._retry = retry or RetryPolicy.from_settings(settings)
+        self._region_urls = region_urls
+        self._detected: Region | None = None
+        self._region_lock = anyio.Lock()
+
+    # -- credentials -------------------------------------------------------------------------
+
+    def authorization(self, api: Api) -> str:
+        """The Authorization header value for ``api``; raises ConfigurationError when unset."""
+        s = self._settings
+        if api == "track":
+            missing = [n for n, v in (("CUSTOMERIO_SITE_ID", s.site_id), ("CUSTOMERIO_API_KEY", s.api_key)) if not v]
+            if missing:
+                raise ConfigurationError(
+                    f"The Track API credentials are not configured: set {' and '.join(missing)} in the "
+                    "server's environment (Customer.io > Settings > API Credentials > Track API keys) "
+                    "and restart the server. Nothing was sent.",
+                    missing=missing,
+                )
+            return _basic(str(s.site_id), s.api_key.get_secret_value() if s.api_key else "")
+        key = s.effective_pipelines_key
+        if key is None:
+            raise ConfigurationError(
+                "The Data Pipelines API key is not configured: set CUSTOMERIO_PIPELINES_API_KEY (the API key "
+                "of an HTTP API source in Customer.io > Data Pipelines) and restart the server. Nothing was sent.",
+                missing=["CUSTOMERIO_PIPELINES_API_KEY"],
+            )
+        return _basic(key.get_secret_value(), "")
+
+    # -- region --------------------------------------------------------------------------------
+
+    def explicit_base(self, api: Api) -> str | None:
+        return self._settings.track_url if api == "track" else self._settings.pipelines_url
+
+    async def base_url(self, api: Api) -> tuple[str, str]:
+        """The base URL for ``api`` and the region label reported in results."""
+        explicit = self.explicit_base(api)
+        configured = self._settings.region
+        if explicit is not None:
+            return explicit, ("custom" if configured == "auto" else configured)
+        region: Region = configured if configured != "auto" else await self.detect_region(api)
+        return self._region_urls[region].for_api(api), region
+
+    async def detect_region(self, api: Api) -> Region:
+        """Ask Customer.io once which region the account is in; concurrent callers share the answer.
+
+        A failed lookup is not cached, so the next call tries again.
+        """
+        if self._detected is not None:
+            return self._detected
+        async with self._region_lock:
+            if self._detected is not None:
+                return self._detected
+            if api == "pipelines" and not (self._settings.site_id and self._settings.api_key):
+                logger.info("no Track credentials for the region lookup; Pipelines calls use the US region")
+                return "us"
+            answer = await self.lookup_region()
+            if answer.region not in self._region_urls:
+                raise DeliveryError(
+                    f"The region lookup answered an unknown region {answer.region!r}; set CUSTOMERIO_REGION to "
+                    "us or eu.",
+                    status=answer.status,
+                )
+            self._detected = answer.region  # type: ignore[assignment]
+            logger.info("Customer.io account region: %s", answer.region)
+            return self._detected  # type: ignore[return-value]
+
+    async def lookup_region(self) -> ApiResponse:
+        """``GET /api/v1/accounts/region`` against the explicit Track URL or the US endpoint.
+
+        The US endpoint answers for accounts in every region; the response's ``region`` is reported.
+        """
+        base = self._settings.track_url or self._region_urls["us"].track
+        answer = await self._send_to(
+            ApiRequest("track", "GET", REGION_LOOKUP_PATH, replay_safe=True), base, "", context="region lookup"
+        )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        return replace(answer, region=str(body.get("region", "")).lower())
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        if request.api == "track" and request.path == REGION_LOOKUP_PATH:
+            return await self.lookup_region()
+        self.authorization(request.api)  # fail before any network call, region lookup included
+        base, region = await self.base_url(request.api)
+        return await self._send_to(request, base, region)
+
+    async def _send_to(self, request: ApiRequest, base: str, region: str, context: str | None = None) -> ApiResponse:
+        url = base + request.path
+        headers = {"Authorization": self.authorization(request.api), **request.headers}
+        content = None
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
+        policy = self._retry
+        started = anyio.current_time()
+        attempts = 0
+
+        def retry_decision(exc: Exception) -> bool | float:
+            if not isinstance(exc, _RetryableFailure):
+                return False
+            if not (request.replay_safe or exc.unprocessed):
+                return False
+            wait = parse_retry_after(exc.response.headers.get("Retry-After")) if exc.response is not None else None
+            if wait is None:
+                return True
+            remaining = policy.deadline - (anyio.current_time() - started)
+            return wait if wait < remaining else False
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=retry_decision,
+                attempts=policy.max_retries + 1,
+                timeout=policy.deadline,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    attempts += 1
+                    response = await self._attempt(request.method, url, request.query, headers, content, attempts)
+        except _RetryableFailure as failure:
+            raise self._final_error(failure, request, attempts, context) from failure.cause
+        body = _decode_body(response)
+        if response.status_code >= 400:
+            raise self._status_error(response.status_code, body, request, attempts, context)
+        if response.status_code == 207 and isinstance(body, dict) and body.get("errors"):
+            raise _partial_failure(body, attempts)
+        return ApiResponse(response.status_code, body, attempts, region, url)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        query: Mapping[str, str],
+        headers: dict[str, str],
+        content: bytes | None,
+        number: int,
+    ) -> httpx2.Response:
+        try:
+            response = await self._http.request(method, url, params=dict(query), headers=headers, content=content)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            logger.warning("attempt %d: %s %s could not connect (%s)", number, method, url, type(exc).__name__)
+            raise _RetryableFailure(unprocessed=True, cause=exc) from exc
+        except httpx2.TransportError as exc:
+            logger.warning("attempt %d: %s %s failed after sending (%s)", number, method, url, type(exc).__name__)
+            raise _RetryableFailure(unprocessed=False, cause=exc) from exc
+        logger.debug("attempt %d: %s %s -> %d", number, method, url, response.status_code)
+        if response.status_code == 429:
+            raise _RetryableFailure(unprocessed=True, response=response)
+        if response.status_code >= 500 or response.status_code == 408:
+            raise _RetryableFailure(unprocessed=False, response=response)
+        return response
+
+    # -- error mapping -------------------------------------------------------------------------
+
+    def _final_error(
+        self, failure: _RetryableFailure, request: ApiRequest, attempts: int, context: str | None
+    ) -> DeliveryError:
+        maybe = "" if (request.replay_safe or failure.unprocessed) else _MAYBE_APPLIED
+        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if failure.response is None:
+            cause = type(failure.cause).__name__ if failure.cause else "connection error"
+            what = "could not connect to" if failure.unprocessed else "lost the connection to"
+            return TransportError(
+                f"The server {what} Customer.io ({cause}) {tries}{_context(context)}.{maybe} Check the network "
+                "and the base URL settings (CUSTOMERIO_TRACK_URL / CUSTOMERIO_PIPELINES_URL / CUSTOMERIO_REGION), "
+                "then try again.",
+                attempts=attempts,
+                maybe_applied=bool(maybe),
+            )
+        return self._status_error(
+            failure.response.status_code, _decode_body(failure.response), request, attempts, context, maybe
+        )
+
+    def _status_error(
+        self, status: int, body: Any, request: ApiRequest, attempts: int, context: str | None, maybe: str = ""
+    ) -> APIError:
+        said = _customerio_said(body)
+        where = f"{request.method} {request.path}{_context(context)}"
+        common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts}
+        if status in (400, 422):
+            return BadRequestError(
+                f"Customer.io rejected {where} with {status}: {said or 'no reason given'}. Fix the request to "
+                "match the endpoint (call the tool with mode='get_request_schema' to see the body schema) "
+                "and try again.",
+                **common,
+            )
+        if status in (401, 403):
+            return AuthenticationError(self._auth_hint(request.api, status, where), **common)
+        if status == 404:
+            return NotFoundError(
+                f"Customer.io answered 404 Not Found for {where}{': ' + said if said else ''}. Check the "
+                "identifiers in the path (the person, segment, device or delivery must exist).",
+                **common,
+            )
+        if status == 429:
+            return RateLimitedError(
+                f"Customer.io is rate limiting {where} (429) after {attempts} attempts. Wait a minute and "
+                "try again, or send fewer requests (Customer.io allows about 100 requests per second).",
+                **common,
+            )
+        if status >= 500 or status == 408:
+            return ServerError(
+                f"Customer.io failed {where} with {status} after {attempts} attempt"
+                f"{'s' if attempts != 1 else ''}{': ' + said if said else ''}.{maybe or ' Try again later.'}",
+                maybe_applied=bool(maybe),
+                **common,
+            )
+        return APIError(f"Customer.io answered {status} for {where}{': ' + said if said else ''}.", **common)
+
+    def _auth_hint(self, api: Api, status: int, where: str) -> str:
+        region = self._settings.region
+        region_hint = (
+            "the region lookup decided the URL; set CUSTOMERIO_REGION=us or eu to force it"
+            if region == "auto"
+            else f"CUSTOMERIO_REGION={region}: an account in the other region answers {status} here"
+        )
+        if api == "track":
+            return (
+                f"Customer.io refused the Track API credentials ({status}) for {where}. Check "
+                "CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (a Track API key, from Settings > API Credentials) "
+                f"and the region ({region_hint})."
+            )
+        fallback = (
+            " CUSTOMERIO_PIPELINES_API_KEY is not set, so the Track key CUSTOMERIO_API_KEY was used: Customer.io "
+            "issues separate keys, so set CUSTOMERIO_PIPELINES_API_KEY to the API key of your HTTP API source."
+            if self._settings.pipelines_key_is_fallback
+            else ""
+        )
+        return (
+            f"Customer.io refused the Data Pipelines API key ({status}) for {where}. Check "
+            f"CUSTOMERIO_PIPELINES_API_KEY and the region ({region_hint}).{fallback}"
+        )
+
+
+_MAYBE_APPLIED = (
+    " This request is not safe to repeat automatically, and Customer.io may or may not have applied it:"
+    " check in Customer.io before sending it again."
+)
+
+
+def _context(context: str | None) -> str:
+    return f" during the {context}" if context else ""
+
+
+def _customerio_said(body: Any) -> str:
+    """Customer.io's own error text: ``meta.error``, ``meta.errors``, ``errors[]`` or a plain string."""
+    if isinstance(body, str):
+        return body.strip()[:MAX_ERROR_TEXT]
+    if not isinstance(body, dict):
+        return ""
+    meta = body.get("meta")
+    if isinstance(meta, dict):
+        if meta.get("error"):
+            return str(meta["error"])[:MAX_ERROR_TEXT]
+        if meta.get("errors"):
+            return "; ".join(map(str, meta["errors"]))[:MAX_ERROR_TEXT]
+    for key in ("error", "message", "errors"):
+        if body.get(key):
+            value = body[key]
+            return ("; ".join(map(str, value)) if isinstance(value, list) else str(value))[:MAX_ERROR_TEXT]
+    return ""
+
+
+def _partial_failure(body: dict[str, Any], attempts: int) -> PartialFailureError:
+    errors = [e for e in body["errors"] if isinstance(e, dict)]
+    lines = []
+    for item in errors:
+        index = item.get("batch_index", "?")
+        field_name = f" field `{item['field']}`" if item.get("field") else ""
+        reason = item.get("reason") or "rejected"
+        detail = f": {item['message']}" if item.get("message") else ""
+        lines.append(f"- batch[{index}]{field_name}: {reason}{detail}")
+    failed = {e.get("batch_index") for e in errors}
+    count = len(failed)
+    message = (
+        f"Customer.io accepted the batch only in part (207): {count} operation{'s' if count != 1 else ''} failed and "
+        "every other operation was applied.\n" + "\n".join(lines) + "\nFix only the failed operations and send "
+        "them again; resending the whole batch would repeat the ones already applied."
+    )
+    return PartialFailureError(
+        message, status=207, body=body, attempts=attempts, failed_indexes=sorted(failed, key=str)
+    )

@@ -1,0 +1,277 @@
+"""A fake Customer.io over real loopback HTTP: both APIs, Basic auth, body validation, faults.
+
+It answers on ``http://127.0.0.1:<port>`` with the Track API at the root and the Pipelines API
+under ``/v1``, checks the credentials each API expects, validates bodies against the same request
+schemas the package ships (derived from Customer.io's OpenAPI descriptions), records every request
+exactly as it arrived (raw percent-encoded path included) and can be told to misbehave: answer
+429 with Retry-After, 5xx, drop the connection, or answer slowly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from customerio_mcp.request_schemas import validator_for
+
+TRACK_ROUTES: list[tuple[str, str, str | None]] = [
+    ("GET", "/api/v1/accounts/region", None),
+    ("PUT", "/api/v1/customers/{identifier}", "PUT /api/v1/customers/{identifier}"),
+    ("DELETE", "/api/v1/customers/{identifier}", None),
+    ("PUT", "/api/v1/customers/{identifier}/devices", "PUT /api/v1/customers/{identifier}/devices"),
+    ("DELETE", "/api/v1/customers/{identifier}/devices/{device_id}", None),
+    ("POST", "/api/v1/customers/{identifier}/suppress", None),
+    ("POST", "/api/v1/customers/{identifier}/unsuppress", None),
+    ("POST", "/unsubscribe/{delivery_id}", "POST /unsubscribe/{delivery_id}"),
+    ("POST", "/api/v1/customers/{identifier}/events", "POST /api/v1/customers/{identifier}/events"),
+    ("POST", "/api/v1/events", "POST /api/v1/events"),
+    ("POST", "/api/v1/forms/{form_id}/submit", "POST /api/v1/forms/{form_id}/submit"),
+    ("POST", "/api/v1/merge_customers", "POST /api/v1/merge_customers"),
+    ("POST", "/api/v1/metrics", "POST /api/v1/metrics"),
+    ("POST", "/api/v1/segments/{segment_id}/add_customers", "POST /api/v1/segments/{segment_id}/add_customers"),
+    (
+        "POST",
+        "/api/v1/segments/{segment_id}/remove_customers",
+        "POST /api/v1/segments/{segment_id}/remove_customers",
+    ),
+    ("POST", "/api/v2/entity", "POST /api/v2/entity"),
+    ("POST", "/api/v2/batch", "POST /api/v2/batch"),
+]
+PIPELINES_OPERATIONS = ("identify", "track", "page", "screen", "group", "alias", "batch")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{[a-z_]+\}", "[^/]+", template) + "$")
+
+
+_TRACK = [(method, _template_regex(path), path, key) for method, path, key in TRACK_ROUTES]
+
+
+@dataclass
+class Recorded:
+    api: str
+    method: str
+    raw_path: str
+    """The path exactly as it arrived, still percent-encoded."""
+    route: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: Any
+    answered: int | None = None
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    drop: bool = False
+    delay: float = 0.0
+    route: str | None = None
+    """Only requests to this route template are affected (None: any)."""
+
+
+class FakeCustomerIO:
+    def __init__(
+        self,
+        *,
+        site_id: str = "site-123",
+        api_key: str = "track-key-secret-abc",
+        pipelines_key: str = "cdp-key-secret-xyz",
+        region: str = "us",
+    ) -> None:
+        self.site_id = site_id
+        self.api_key = api_key
+        self.pipelines_key = pipelines_key
+        self.region = region
+        self.environment_id = 4242
+        self.requests: list[Recorded] = []
+        self.rejections: list[str] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self.next_response: dict[str, tuple[int, Any]] = {}
+        """Route template -> (status, body) answered instead of the default success."""
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def pipelines_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> FakeCustomerIO:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeCustomerIO:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def fail(self, times: int = 1, **fault: Any) -> None:
+        with self._lock:
+            self._faults.extend(Fault(**fault) for _ in range(times))
+
+    def take_fault(self, route: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.route in (None, route):
+                    self._faults.remove(fault)
+                    return fault
+        return None
+
+    def record(self, entry: Recorded) -> None:
+        with self._lock:
+            self.requests.append(entry)
+
+    # -- helpers for tests ---------------------------------------------------------------------
+
+    def only_request(self) -> Recorded:
+        assert len(self.requests) == 1, f"expected exactly one request, got {len(self.requests)}"
+        return self.requests[0]
+
+    def expected_track_auth(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.site_id}:{self.api_key}".encode()).decode()
+
+    def expected_pipelines_auth(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.pipelines_key}:".encode()).decode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeCustomerIO
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        fake = self.fake
+        split = urlsplit(self.path)
+        raw_path = split.path
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except json.JSONDecodeError:
+            body = "<invalid json>"
+        api, route, schema_key = self._route(raw_path)
+        entry = Recorded(
+            api=api,
+            method=self.command,
+            raw_path=raw_path,
+            route=route,
+            query=parse_qs(split.query),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        fake.record(entry)
+        fault = fake.take_fault(route)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                self.close_connection = True
+                return
+            if fault.status is not None:
+                self._answer(entry, fault.status, fault.body, fault.headers)
+                return
+        if route == "unknown":
+            self._answer(entry, 404, {"meta": {"error": f"no route {self.command} {raw_path}"}})
+            return
+        if not self._authorised(api):
+            self._answer(entry, 401, {"meta": {"error": "Unauthorized request"}})
+            return
+        if schema_key is not None:
+            problem = self._invalid(api, schema_key, body)
+            strict = api == "track" or self.headers.get("X-Strict-Mode") == "1"
+            if problem and strict:
+                fake.rejections.append(problem)
+                self._answer(entry, 400, {"meta": {"error": problem}})
+                return
+        if route in fake.next_response:
+            status, answer = fake.next_response.pop(route)
+            self._answer(entry, status, answer)
+            return
+        self._answer(entry, *self._success(api, route))
+
+    def _route(self, raw_path: str) -> tuple[str, str, str | None]:
+        if raw_path.startswith("/v1/"):
+            operation = raw_path.removeprefix("/v1/")
+            if operation in PIPELINES_OPERATIONS:
+                return "pipelines", raw_path, f"POST /{operation}"
+            return "pipelines", "unknown", None
+        for method, pattern, template, key in _TRACK:
+            if method == self.command and pattern.match(raw_path):
+                return "track", template, key
+        return "track", "unknown", None
+
+    def _authorised(self, api: str) -> bool:
+        given = self.headers.get("Authorization", "")
+        if api == "track":
+            return given == self.fake.expected_track_auth()
+        return given == self.fake.expected_pipelines_auth()
+
+    def _invalid(self, api: str, schema_key: str, body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return "request body must be a JSON object"
+        errors = sorted(validator_for(api, schema_key).iter_errors(body), key=lambda e: list(e.path))
+        return errors[0].message if errors else None
+
+    def _success(self, api: str, route: str) -> tuple[int, Any]:
+        fake = self.fake
+        if route == "/api/v1/accounts/region":
+            url = "https://track-eu.customer.io" if fake.region == "eu" else "https://track.customer.io"
+            return 200, {"url": url, "region": fake.region, "environment_id": fake.environment_id}
+        if route == "/api/v1/forms/{form_id}/submit":
+            return 204, None
+        return 200, {} if api == "track" else {"success": True}
+
+    def _answer(self, entry: Recorded, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        entry.answered = status
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if payload:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def decoded(raw_path: str) -> str:
+    return unquote(raw_path)
