@@ -17,7 +17,9 @@ What it changes, and why (see ``../shared/customerio-openapi/README.md``):
 - OpenAPI 3.0 ``nullable: true`` becomes a ``"null"`` type, ``example`` becomes JSON Schema
   ``examples``, and ``x-*`` vendor keys go;
 - the v2 person ``page`` operation is declared with ``action: "screen"`` (a copy-paste slip in
-  the description); its enum is corrected to ``"page"`` so page views validate.
+  the description); its enum is corrected to ``"page"`` so page views validate;
+- Pipelines ``integrations`` may be ``null``: the description's own ``/track`` example sends
+  ``"integrations": null``.
 """
 
 from __future__ import annotations
@@ -99,6 +101,18 @@ def _fix_v2_page_action(node: Any) -> int:
     return fixed
 
 
+def _allow_null_integrations(node: Any) -> None:
+    if isinstance(node, dict):
+        integrations = node.get("properties", {}).get("integrations")
+        if isinstance(integrations, dict) and integrations.get("type") == "object":
+            integrations["type"] = ["object", "null"]
+        for value in node.values():
+            _allow_null_integrations(value)
+    elif isinstance(node, list):
+        for item in node:
+            _allow_null_integrations(item)
+
+
 def derive(source: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"_source": {}}
     for api in ("track", "pipelines"):
@@ -116,6 +130,8 @@ def derive(source: Path) -> dict[str, Any]:
                 body = _resolve(operation["requestBody"], document)
                 schema = _to_json_schema(body["content"]["application/json"]["schema"])
                 _fix_v2_page_action(schema)
+                if api == "pipelines":
+                    _allow_null_integrations(schema)
                 bodies[key] = {"$schema": DRAFT, **schema}
         result[api] = dict(sorted(bodies.items()))
     return result
