@@ -1,16 +1,30 @@
-"""The ``customerio-mcp`` command: parse flags, configure stderr logging, run a transport."""
+"""The ``customerio-mcp`` command: parse flags, configure stderr logging, run a transport.
+
+Flags win over the environment, which wins over ``.env``, which wins over the defaults: flags are
+handed to ``Settings`` as keyword arguments, the highest-priority source in pydantic-settings.
+Heavy imports (the SDK, uvicorn) happen after parsing, so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
+import signal
 import sys
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from customerio_mcp import __version__
 
+if TYPE_CHECKING:
+    from customerio_mcp.settings import Settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
 ENVIRONMENT_HELP = """\
-environment (also read from .env in the working directory):
+environment (also read from .env in the working directory; flags win):
   CUSTOMERIO_SITE_ID            Track API site ID
   CUSTOMERIO_API_KEY            Track API key
   CUSTOMERIO_PIPELINES_API_KEY  Data Pipelines API key (falls back to CUSTOMERIO_API_KEY)
@@ -22,6 +36,13 @@ environment (also read from .env in the working directory):
   CUSTOMERIO_RETRY_DEADLINE     seconds for all attempts together (default 60)
   CUSTOMERIO_PIPELINES_STRICT   send X-Strict-Mode: 1 by default (default true)
   CUSTOMERIO_LOG_LEVEL          DEBUG, INFO (default), WARNING, ERROR; logs go to stderr
+  CUSTOMERIO_MCP_TRANSPORT      stdio (default), sse or streamable-http   (--transport)
+  CUSTOMERIO_MCP_HOST           bind address for sse/streamable-http (default 127.0.0.1)   (--host)
+  CUSTOMERIO_MCP_PORT           port for sse/streamable-http (default 8000)   (--port)
+  CUSTOMERIO_MCP_AUTH_TOKEN     bearer token required on every MCP HTTP request
+  CUSTOMERIO_MCP_ALLOWED_HOSTS  Host headers accepted, comma-separated (DNS-rebinding protection)
+  CUSTOMERIO_MCP_ALLOWED_ORIGINS  Origin headers accepted, comma-separated
+  CUSTOMERIO_MCP_STATELESS      stateless Streamable HTTP, for replicas (default true)
 """
 
 
@@ -33,7 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "sse", "streamable-http"],
+        help="stdio for desktop clients; sse (GET /sse, POST /messages/) or streamable-http (/mcp) over HTTP",
+    )
+    parser.add_argument("--host", help="address to bind the HTTP transports to (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port for the HTTP transports (default 8000)")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve on a non-loopback address without CUSTOMERIO_MCP_AUTH_TOKEN (anyone who can reach the port "
+        "can then write to your Customer.io workspace)",
+    )
     return parser
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, under their ``Settings`` field names."""
+    named = {"mcp_transport": args.transport, "mcp_host": args.host, "mcp_port": args.port}
+    return {key: value for key, value in named.items() if value is not None}
 
 
 def configure_logging(level: str) -> None:
@@ -44,27 +84,99 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Request lines from the HTTP stack add nothing to our own attempt log.
-    for noisy in ("httpx2", "httpcore", "hpack"):
+    for noisy in ("httpx2", "httpcore", "httpcore2", "hpack"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-
-    import anyio
+def load_settings(overrides: dict[str, Any]) -> Settings | None:
     from pydantic import ValidationError
 
-    from customerio_mcp.server import run_stdio
     from customerio_mcp.settings import Settings
 
     try:
-        settings = Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         for error in exc.errors():
             name = "CUSTOMERIO_" + "_".join(str(p) for p in error["loc"]).upper()
             sys.stderr.write(f"customerio-mcp: invalid {name}: {error['msg']}\n")
+        return None
+
+
+def refuse_public_bind(settings: Settings, allow_unauthenticated: bool) -> str | None:
+    """Why serving as configured would expose a write key to the network, or None."""
+    from customerio_mcp.http_app import is_loopback
+
+    if settings.mcp_transport == "stdio" or is_loopback(settings.mcp_host) or settings.mcp_auth_token:
+        return None
+    if allow_unauthenticated:
+        logging.getLogger("customerio_mcp").warning(
+            "!!! serving on %s WITHOUT authentication (--allow-unauthenticated): anyone who can reach port %d can "
+            "send data to your Customer.io workspace with your keys. Set CUSTOMERIO_MCP_AUTH_TOKEN instead. !!!",
+            settings.mcp_host,
+            settings.mcp_port,
+        )
+        return None
+    return (
+        f"customerio-mcp: refusing to serve {settings.mcp_transport} on {settings.mcp_host} without a token: anyone "
+        "who can reach the port could write to your Customer.io workspace. Set CUSTOMERIO_MCP_AUTH_TOKEN to a long "
+        "random secret (clients then send 'Authorization: Bearer <token>'), bind to 127.0.0.1, or pass "
+        "--allow-unauthenticated if something in front of this server already authenticates.\n"
+    )
+
+
+def serve_http(settings: Settings) -> None:
+    import anyio
+    import uvicorn
+
+    from customerio_mcp.http_app import DRAIN_SECONDS, build_http_app
+
+    class DrainingServer(uvicorn.Server):
+        """Tells the app when a stop is requested, so that it can let calls under way finish."""
+
+        def __init__(self, config: uvicorn.Config, shutdown: anyio.Event) -> None:
+            super().__init__(config)
+            self._shutdown = shutdown
+            self._loop = asyncio.get_running_loop()
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            self._loop.call_soon_threadsafe(self._shutdown.set)
+
+    async def serve() -> None:
+        shutdown = anyio.Event()
+        config = uvicorn.Config(
+            build_http_app(settings, shutdown=shutdown),
+            host=settings.mcp_host,
+            port=settings.mcp_port,
+            log_config=None,
+            timeout_graceful_shutdown=int(DRAIN_SECONDS) + 5,
+            server_header=False,
+        )
+        await DrainingServer(config, shutdown).serve()
+
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the previous
+    # handler in place; with this one in place the process then ends with status 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    anyio.run(serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(flag_overrides(args))
+    if settings is None:
         return 2
     configure_logging(settings.log_level)
+    refusal = refuse_public_bind(settings, args.allow_unauthenticated)
+    if refusal:
+        sys.stderr.write(refusal)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(run_stdio, settings)
+        if settings.mcp_transport == "stdio":
+            import anyio
+
+            from customerio_mcp.server import run_stdio
+
+            anyio.run(run_stdio, settings)
+        else:
+            serve_http(settings)
     return 0

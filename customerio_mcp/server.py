@@ -8,11 +8,12 @@ per process, opened before the first call and closed on shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx2
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -30,10 +31,35 @@ INSTRUCTIONS = (
 )
 
 
+class InFlightCalls:
+    """Counts tool calls under way, so that a shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        if self._count == 0:
+            self._idle = anyio.Event()
+        self._count += 1
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
 @dataclass
 class AppState:
     runner: ToolRunner
     client: CustomerIOClient
+    in_flight: InFlightCalls = field(default_factory=InFlightCalls)
 
 
 def open_http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -46,17 +72,39 @@ def open_http_client(settings: Settings) -> httpx2.AsyncClient:
     )
 
 
+@asynccontextmanager
+async def open_app_state(
+    settings: Settings,
+    retry: RetryPolicy | None = None,
+    region_urls: Mapping[Region, Endpoints] = REGION_URLS,
+) -> AsyncIterator[AppState]:
+    """Open the process's HTTP client and the runner that uses it; close the client on exit."""
+    async with open_http_client(settings) as http:
+        client = CustomerIOClient(settings, http, retry, region_urls)
+        yield AppState(runner=ToolRunner(client, settings), client=client)
+
+
 def create_server(
     settings: Settings,
     *,
     retry: RetryPolicy | None = None,
     region_urls: Mapping[Region, Endpoints] = REGION_URLS,
+    shared_state: Callable[[], AppState] | None = None,
 ) -> Server[AppState]:
+    """The MCP server. Its lifespan opens the HTTP client, unless ``shared_state`` lends one.
+
+    stdio runs the server once, so the lifespan owns the client. The SSE transport runs the
+    server once per connection; there the HTTP app opens the state once and lends it, so every
+    connection shares one client and its connection pool.
+    """
+
     @asynccontextmanager
     async def lifespan(_: Server[AppState]) -> AsyncIterator[AppState]:
-        async with open_http_client(settings) as http:
-            client = CustomerIOClient(settings, http, retry, region_urls)
-            yield AppState(runner=ToolRunner(client, settings), client=client)
+        if shared_state is not None:
+            yield shared_state()
+            return
+        async with open_app_state(settings, retry, region_urls) as state:
+            yield state
 
     async def list_tools(
         ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
@@ -64,7 +112,9 @@ def create_server(
         return types.ListToolsResult(tools=list(all_tool_definitions()))
 
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
-        return await ctx.lifespan_context.runner.call(params.name, params.arguments)
+        state = ctx.lifespan_context
+        with state.in_flight.track():
+            return await state.runner.call(params.name, params.arguments)
 
     return Server(
         "customerio-mcp",

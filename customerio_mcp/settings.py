@@ -8,12 +8,13 @@ must behave like one without the entry.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Region = Literal["us", "eu"]
+Transport = Literal["stdio", "sse", "streamable-http"]
 
 
 class Settings(BaseSettings):
@@ -42,6 +43,21 @@ class Settings(BaseSettings):
         default="INFO", description="Log level (logs go to stderr)."
     )
 
+    # -- serving over the network ----------------------------------------------------------------
+    mcp_transport: Transport = Field(default="stdio", description="stdio, sse or streamable-http.")
+    mcp_host: str = Field(default="127.0.0.1", description="Address the HTTP transports bind to.")
+    mcp_port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP transports listen on.")
+    mcp_auth_token: SecretStr | None = Field(
+        default=None, description="Bearer token every MCP HTTP request must carry."
+    )
+    mcp_allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Host headers accepted (DNS-rebinding protection), comma-separated."
+    )
+    mcp_allowed_origins: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Origin headers accepted (DNS-rebinding protection), comma-separated."
+    )
+    mcp_stateless: bool = Field(default=True, description="Streamable HTTP without sessions (any replica answers).")
+
     @field_validator("log_level", "region", mode="before")
     @classmethod
     def _normalise_case(cls, value: object) -> object:
@@ -57,6 +73,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()] or None
+        return value
+
+    @field_validator("mcp_transport", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower().replace("_", "-") if isinstance(value, str) else value
 
     @field_validator("site_id")
     @classmethod

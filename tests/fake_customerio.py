@@ -96,6 +96,7 @@ class FakeCustomerIO:
         self.environment_id = 4242
         self.requests: list[Recorded] = []
         self.rejections: list[str] = []
+        self.first_request = threading.Event()
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self.next_response: dict[str, tuple[int, Any]] = {}
@@ -145,6 +146,7 @@ class FakeCustomerIO:
     def record(self, entry: Recorded) -> None:
         with self._lock:
             self.requests.append(entry)
+        self.first_request.set()
 
     # -- helpers for tests ---------------------------------------------------------------------
 

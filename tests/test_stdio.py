@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
 from tests.fake_customerio import FakeCustomerIO
-
-
-def command() -> str:
-    found = shutil.which("customerio-mcp", path=str(Path(sys.executable).parent)) or shutil.which("customerio-mcp")
-    assert found, "the customerio-mcp console script is not installed (pip install -e .)"
-    return found
-
-
-def server_env(fake: FakeCustomerIO, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
-    env.update(
-        CUSTOMERIO_SITE_ID=fake.site_id,
-        CUSTOMERIO_API_KEY=fake.api_key,
-        CUSTOMERIO_PIPELINES_API_KEY=fake.pipelines_key,
-        CUSTOMERIO_TRACK_URL=fake.url,
-        CUSTOMERIO_PIPELINES_URL=fake.pipelines_url,
-        CUSTOMERIO_LOG_LEVEL="DEBUG",
-        **extra,
-    )
-    return env
+from tests.processes import command, server_env
 
 
 async def test_sdk_client_drives_the_subprocess(fake: FakeCustomerIO) -> None:

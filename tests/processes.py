@@ -1,0 +1,105 @@
+"""Helpers to run the installed ``customerio-mcp`` command as a real process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+from tests.fake_customerio import FakeCustomerIO
+
+TOKEN = "test-token-7c1f0b9a2e"
+
+
+def command() -> str:
+    found = shutil.which("customerio-mcp", path=str(Path(sys.executable).parent)) or shutil.which("customerio-mcp")
+    assert found, "the customerio-mcp console script is not installed (pip install -e .)"
+    return found
+
+
+def server_env(fake: FakeCustomerIO | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
+    if fake is not None:
+        env.update(
+            CUSTOMERIO_SITE_ID=fake.site_id,
+            CUSTOMERIO_API_KEY=fake.api_key,
+            CUSTOMERIO_PIPELINES_API_KEY=fake.pipelines_key,
+            CUSTOMERIO_TRACK_URL=fake.url,
+            CUSTOMERIO_PIPELINES_URL=fake.pipelines_url,
+        )
+    env.update(CUSTOMERIO_LOG_LEVEL="DEBUG", **extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    url: str
+
+    def stop(self, timeout: float = 30) -> tuple[int, str]:
+        """SIGTERM, wait, and return the exit code and everything written to stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early with {proc.returncode}: {proc.communicate()[1]}")
+        try:
+            if httpx2.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
+
+
+@contextmanager
+def http_server(
+    fake: FakeCustomerIO | None,
+    transport: str,
+    *,
+    args: Sequence[str] = (),
+    argv: Sequence[str] | None = None,
+    **env: str,
+) -> Iterator[Running]:
+    port = free_port()
+    environment = server_env(fake, CUSTOMERIO_MCP_TRANSPORT=transport, CUSTOMERIO_MCP_PORT=str(port))
+    environment.setdefault("CUSTOMERIO_MCP_AUTH_TOKEN", TOKEN)
+    environment.update(env)
+    proc = subprocess.Popen(
+        [*(argv or [command()]), *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    running = Running(proc, f"http://127.0.0.1:{port}")
+    try:
+        wait_healthy(running.url, proc)
+        yield running
+    finally:
+        running.stop()
