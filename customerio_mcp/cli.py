@@ -43,6 +43,16 @@ environment (also read from .env in the working directory; flags win):
   CUSTOMERIO_MCP_ALLOWED_HOSTS  Host headers accepted, comma-separated (DNS-rebinding protection)
   CUSTOMERIO_MCP_ALLOWED_ORIGINS  Origin headers accepted, comma-separated
   CUSTOMERIO_MCP_STATELESS      stateless Streamable HTTP, for replicas (default true)
+  CUSTOMERIO_TOOLSETS           track,pipelines (default both)   (--toolsets)
+  CUSTOMERIO_TOOLS              allow-list of tool names, comma-separated   (--tools)
+  CUSTOMERIO_DISABLE_DESTRUCTIVE  true: no deleting, suppressing, merging   (--no-destructive)
+  CUSTOMERIO_DRY_RUN            true: validate and show requests, send nothing   (--dry-run)
+  CUSTOMERIO_RATE_LIMIT         requests per second to each API (default 100; 0 = no pacing)
+
+commands:
+  customerio-mcp [serve]        run the MCP server (the default)
+  customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
+  customerio-mcp tools          list every tool, its endpoint and annotations, and whether it is enabled
 """
 
 
@@ -54,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("command", nargs="?", choices=["serve", "check", "tools"], default="serve", help="what to do")
     parser.add_argument(
         "--transport",
         choices=["stdio", "sse", "streamable-http"],
@@ -67,12 +78,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve on a non-loopback address without CUSTOMERIO_MCP_AUTH_TOKEN (anyone who can reach the port "
         "can then write to your Customer.io workspace)",
     )
+    parser.add_argument("--toolsets", help="comma-separated APIs whose tools are served: track, pipelines")
+    parser.add_argument("--tools", help="comma-separated allow-list of tool names (see: customerio-mcp tools)")
+    parser.add_argument(
+        "--no-destructive",
+        action="store_true",
+        default=None,
+        help="hide tools that delete, suppress or merge, and refuse such v2 operations",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="validate every call and answer with the request it would send; send nothing, need no keys",
+    )
     return parser
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, under their ``Settings`` field names."""
-    named = {"mcp_transport": args.transport, "mcp_host": args.host, "mcp_port": args.port}
+    named = {
+        "mcp_transport": args.transport,
+        "mcp_host": args.host,
+        "mcp_port": args.port,
+        "toolsets": args.toolsets,
+        "tools": args.tools,
+        "disable_destructive": args.no_destructive,
+        "dry_run": args.dry_run,
+    }
     return {key: value for key, value in named.items() if value is not None}
 
 
@@ -162,10 +195,21 @@ def serve_http(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings(flag_overrides(args))
+    flags = flag_overrides(args)
+    settings = load_settings(flags)
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    if args.command == "tools":
+        from customerio_mcp.operator_commands import print_tools
+
+        return print_tools(settings)
+    if args.command == "check":
+        import anyio
+
+        from customerio_mcp.operator_commands import run_check
+
+        return anyio.run(run_check, settings, flags)
     refusal = refuse_public_bind(settings, args.allow_unauthenticated)
     if refusal:
         sys.stderr.write(refusal)

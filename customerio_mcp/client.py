@@ -22,6 +22,7 @@ from typing import Any, Literal
 import anyio
 import httpx2
 import stamina
+from aiolimiter import AsyncLimiter
 
 from customerio_mcp import __version__
 from customerio_mcp.errors import (
@@ -109,6 +110,13 @@ class _RetryableFailure(Exception):
         self.cause = cause
 
 
+def _pacer(rate: float) -> AsyncLimiter | None:
+    """A leaky bucket at ``rate`` requests per second with a tenth of a second of burst."""
+    if rate <= 0:
+        return None
+    return AsyncLimiter(max_rate=max(1.0, rate / 10), time_period=max(1.0, rate / 10) / rate)
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
     if not value:
@@ -156,6 +164,7 @@ class CustomerIOClient:
         self._region_urls = region_urls
         self._detected: Region | None = None
         self._authorization: dict[Api, str] = {}
+        self._pacers = {api: _pacer(settings.rate_limit) for api in ("track", "pipelines")}
         self._region_lock = anyio.Lock()
 
     # -- credentials -------------------------------------------------------------------------
@@ -272,7 +281,7 @@ class CustomerIOClient:
         # The first attempt runs outside stamina: setting up a retry context costs more than a fast
         # answer from Customer.io (see benchmarks/), and nearly every call succeeds first time.
         try:
-            response = await self._attempt(request.method, url, request.query, headers, content, attempts)
+            response = await self._attempt(request, url, headers, content, attempts)
         except _RetryableFailure as first_failure:
             if policy.max_retries == 0 or retry_decision(first_failure) is False:
                 raise self._final_error(first_failure, request, attempts, context) from first_failure.cause
@@ -293,7 +302,7 @@ class CustomerIOClient:
                             failure, replay = replay, None
                             raise failure
                         attempts += 1
-                        response = await self._attempt(request.method, url, request.query, headers, content, attempts)
+                        response = await self._attempt(request, url, headers, content, attempts)
             except _RetryableFailure as failure:
                 raise self._final_error(failure, request, attempts, context) from failure.cause
         body = _decode_body(response)
@@ -304,14 +313,12 @@ class CustomerIOClient:
         return ApiResponse(response.status_code, body, attempts, region, url)
 
     async def _attempt(
-        self,
-        method: str,
-        url: str,
-        query: Mapping[str, str],
-        headers: dict[str, str],
-        content: bytes | None,
-        number: int,
+        self, request: ApiRequest, url: str, headers: dict[str, str], content: bytes | None, number: int
     ) -> httpx2.Response:
+        method, query = request.method, request.query
+        pacer = self._pacers[request.api]
+        if pacer is not None:
+            await pacer.acquire()  # waits while the API's request budget is spent; never refuses
         try:
             response = await self._http.request(
                 method, url, params=dict(query) if query else None, headers=headers, content=content
@@ -328,6 +335,28 @@ class CustomerIOClient:
         if response.status_code >= 500 or response.status_code == 408:
             raise _RetryableFailure(unprocessed=False, response=response)
         return response
+
+    # -- dry run -----------------------------------------------------------------------------------
+
+    def preview(self, request: ApiRequest) -> dict[str, Any]:
+        """The request as it would be sent, with no network call, no region lookup, no secret."""
+        configured = self._settings.region
+        explicit = self.explicit_base(request.api)
+        if explicit is not None:
+            base, region = explicit, ("custom" if configured == "auto" else configured)
+        elif configured != "auto":
+            base, region = self._region_urls[configured].for_api(request.api), configured
+        else:
+            base = self._region_urls["us"].for_api(request.api)
+            region = "us (CUSTOMERIO_REGION=auto: a real call first asks Customer.io for the account's region)"
+        if request.api == "track" and request.path == REGION_LOOKUP_PATH:
+            base = self._settings.track_url or self._region_urls["us"].track
+        url = httpx2.URL(base + request.path, params=dict(request.query) if request.query else None)
+        headers = {"Authorization": "Basic [redacted]", "User-Agent": USER_AGENT, "Accept": "application/json"}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+        headers.update(request.headers)
+        return {"method": request.method, "url": str(url), "headers": headers, "body": request.body, "region": region}
 
     # -- error mapping -------------------------------------------------------------------------
 

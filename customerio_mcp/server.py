@@ -21,8 +21,9 @@ from mcp.server import Server, ServerRequestContext
 from customerio_mcp import __version__
 from customerio_mcp.client import REGION_URLS, USER_AGENT, CustomerIOClient, Endpoints, RetryPolicy
 from customerio_mcp.settings import Region, Settings
-from customerio_mcp.tool_definitions import all_tool_definitions
+from customerio_mcp.tool_definitions import tool_definitions
 from customerio_mcp.tool_runner import ToolRunner
+from customerio_mcp.tool_selection import enabled_tools
 
 INSTRUCTIONS = (
     "Tools that send data to Customer.io: Track API (people, devices, events, segments, v2 entity/batch) and "
@@ -98,6 +99,8 @@ def create_server(
     connection shares one client and its connection pool.
     """
 
+    served = enabled_tools(settings)
+
     @asynccontextmanager
     async def lifespan(_: Server[AppState]) -> AsyncIterator[AppState]:
         if shared_state is not None:
@@ -109,7 +112,7 @@ def create_server(
     async def list_tools(
         ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=list(all_tool_definitions()))
+        return types.ListToolsResult(tools=list(tool_definitions(served)))
 
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
         state = ctx.lifespan_context

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Region = Literal["us", "eu"]
 Transport = Literal["stdio", "sse", "streamable-http"]
+Toolset = Literal["track", "pipelines"]
 
 
 class Settings(BaseSettings):
@@ -58,6 +59,19 @@ class Settings(BaseSettings):
     )
     mcp_stateless: bool = Field(default=True, description="Streamable HTTP without sessions (any replica answers).")
 
+    # -- what the model may do ----------------------------------------------------------------
+    toolsets: Annotated[list[Toolset], NoDecode] = Field(
+        default=["track", "pipelines"], description="APIs whose tools are served, comma-separated."
+    )
+    tools: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Allow-list of tool names, comma-separated (default: all)."
+    )
+    disable_destructive: bool = Field(default=False, description="Hide and refuse deleting/suppressing/merging.")
+    dry_run: bool = Field(default=False, description="Validate and show the request; send nothing.")
+    rate_limit: float = Field(
+        default=100.0, ge=0, description="Requests per second to each API (0: no pacing); bursts wait, not fail."
+    )
+
     @field_validator("log_level", "region", mode="before")
     @classmethod
     def _normalise_case(cls, value: object) -> object:
@@ -74,7 +88,19 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
+    @field_validator("tools")
+    @classmethod
+    def _known_tools(cls, value: list[str] | None) -> list[str] | None:
+        from customerio_mcp.tool_table import TOOLS_BY_NAME
+
+        if value is None:
+            return None
+        unknown = [name for name in value if name not in TOOLS_BY_NAME]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}")
+        return value
+
+    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "toolsets", "tools", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

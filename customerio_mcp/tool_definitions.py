@@ -84,5 +84,5 @@ def tool_definition(tool: ToolSpec) -> types.Tool:
 
 
 @cache
-def all_tool_definitions() -> tuple[types.Tool, ...]:
-    return tuple(tool_definition(tool) for tool in TOOLS)
+def tool_definitions(tools: tuple[ToolSpec, ...] = TOOLS) -> tuple[types.Tool, ...]:
+    return tuple(tool_definition(tool) for tool in tools)

@@ -22,6 +22,7 @@ from customerio_mcp.request_checks import check_person_identifier, parse_body, p
 from customerio_mcp.request_schemas import body_schema
 from customerio_mcp.settings import Settings
 from customerio_mcp.tool_definitions import MODES
+from customerio_mcp.tool_selection import enabled_tools, refuse_destructive_operations, why_disabled
 from customerio_mcp.tool_table import REPLAY_SAFE_BODIES, TOOLS_BY_NAME, PathParam, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -52,17 +53,18 @@ class ToolRunner:
     def __init__(self, client: CustomerIOClient, settings: Settings) -> None:
         self._client = client
         self._settings = settings
+        self._enabled = {tool.name: tool for tool in enabled_tools(settings)}
 
     async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         try:
-            tool = TOOLS_BY_NAME.get(name)
-            if tool is None:
-                raise UnknownToolError("name", f"there is no tool {name!r}", f"call one of: {', '.join(TOOLS_BY_NAME)}")
+            tool = self._tool(name)
             args = dict(arguments or {})
             _reject_unknown_arguments(tool, args)
             if tool.body is not None and _mode(args) == "get_request_schema":
                 return _schema_result(tool)
             request = self.build_request(tool, args)
+            if self._settings.dry_run:
+                return _dry_run_result(tool, self._client.preview(request))
             response = await self._client.send(request)
             return _success(tool, request, response)
         except CustomerIOMCPError as error:
@@ -77,6 +79,18 @@ class ToolRunner:
                     "with the server's stderr log. The request may or may not have reached Customer.io."
                 ),
             )
+
+    def _tool(self, name: str) -> ToolSpec:
+        tool = self._enabled.get(name)
+        if tool is not None:
+            return tool
+        if name in TOOLS_BY_NAME:
+            raise UnknownToolError(
+                "name",
+                f"the tool {name!r} is not enabled on this server: {why_disabled(TOOLS_BY_NAME[name], self._settings)}",
+                f"use one of the tools this server lists: {', '.join(self._enabled)}",
+            )
+        raise UnknownToolError("name", f"there is no tool {name!r}", f"call one of: {', '.join(self._enabled)}")
 
     def build_request(self, tool: ToolSpec, args: dict[str, Any]) -> ApiRequest:
         """Every local check, and the exact request to send; raises InputError with nothing sent."""
@@ -95,6 +109,8 @@ class ToolRunner:
             body = {"unsubscribe": True if flag is None else parse_flag("set_unsubscribed_attribute", flag)}
         elif tool.body is not None:
             body = prepare_body(tool, parse_body(args.get("request_body")))
+            if self._settings.disable_destructive:
+                refuse_destructive_operations(tool, body)
         return ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe)
 
 
@@ -192,6 +208,18 @@ def _success(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -> type
         f"{tries}). Response: {body_text}"
     )
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
+
+
+def _dry_run_result(tool: ToolSpec, preview: dict[str, Any]) -> types.CallToolResult:
+    text = (
+        f"DRY RUN: nothing was sent to Customer.io. {tool.name} passed every local check; this is the request "
+        f"that would have been sent:\n{preview['method']} {preview['url']}\n"
+        + json.dumps(preview["body"], ensure_ascii=False)
+    )
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)],
+        structured_content={"ok": True, "dry_run": True, "tool": tool.name, "api": tool.api, "request": preview},
+    )
 
 
 def _sent_ids(body: dict[str, Any]) -> dict[str, Any]:
