@@ -108,9 +108,10 @@ class ToolRunner:
             flag = args.get("set_unsubscribed_attribute")
             body = {"unsubscribe": True if flag is None else parse_flag("set_unsubscribed_attribute", flag)}
         elif tool.body is not None:
-            body = prepare_body(tool, parse_body(args.get("request_body")))
+            body = parse_body(args.get("request_body"))
             if self._settings.disable_destructive:
                 refuse_destructive_operations(tool, body)
+            body = prepare_body(tool, body)
         return ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe)
 
 

@@ -97,6 +97,9 @@ class FakeCustomerIO:
         self.requests: list[Recorded] = []
         self.rejections: list[str] = []
         self.first_request = threading.Event()
+        self.rate_limit: tuple[int, float] | None = None
+        """(requests, seconds): answer 429 to any request beyond that many in the trailing window."""
+        self._arrivals: deque[float] = deque()
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self.next_response: dict[str, tuple[int, Any]] = {}
@@ -134,6 +137,17 @@ class FakeCustomerIO:
     def fail(self, times: int = 1, **fault: Any) -> None:
         with self._lock:
             self._faults.extend(Fault(**fault) for _ in range(times))
+
+    def over_rate_limit(self) -> bool:
+        if self.rate_limit is None:
+            return False
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        with self._lock:
+            while self._arrivals and self._arrivals[0] <= now - window:
+                self._arrivals.popleft()
+            self._arrivals.append(now)
+            return len(self._arrivals) > limit
 
     def take_fault(self, route: str) -> Fault | None:
         with self._lock:
@@ -202,6 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
         )
         fake.record(entry)
+        if fake.over_rate_limit():
+            self._answer(entry, 429, {"meta": {"error": "rate limited"}}, {"Retry-After": "1"})
+            return
         fault = fake.take_fault(route)
         if fault is not None:
             if fault.delay:

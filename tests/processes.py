@@ -36,7 +36,7 @@ def server_env(fake: FakeCustomerIO | None, **extra: str) -> dict[str, str]:
             CUSTOMERIO_TRACK_URL=fake.url,
             CUSTOMERIO_PIPELINES_URL=fake.pipelines_url,
         )
-    env.update(CUSTOMERIO_LOG_LEVEL="DEBUG", **extra)
+    env.update({"CUSTOMERIO_LOG_LEVEL": "DEBUG", **extra})
     return env
 
 
