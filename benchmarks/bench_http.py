@@ -72,6 +72,8 @@ def main() -> int:
         "CUSTOMERIO_MCP_PORT": str(port),
         "CUSTOMERIO_MCP_AUTH_TOKEN": TOKEN,
         "CUSTOMERIO_LOG_LEVEL": "WARNING",
+        # Pacing caps calls at 100/s per API by design; off here, to measure the server itself.
+        "CUSTOMERIO_RATE_LIMIT": "0",
     }
     server = subprocess.Popen(
         [shutil.which("customerio-mcp") or "customerio-mcp"], env=env, stderr=subprocess.DEVNULL, text=True

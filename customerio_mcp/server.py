@@ -100,6 +100,7 @@ def create_server(
     """
 
     served = enabled_tools(settings)
+    schemas = {tool.name: tool.input_schema for tool in tool_definitions(served)}
 
     @asynccontextmanager
     async def lifespan(_: Server[AppState]) -> AsyncIterator[AppState]:
@@ -125,6 +126,8 @@ def create_server(
         title="Customer.io",
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
+        # Lets the SDK check a modern Streamable HTTP call's parameters without re-running tools/list.
+        get_tool_input_schema=schemas.get,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )

@@ -18,6 +18,13 @@ import httpx2
 from tests.fake_customerio import FakeCustomerIO
 
 TOKEN = "test-token-7c1f0b9a2e"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 def command() -> str:

@@ -19,16 +19,10 @@ from mcp.client.streamable_http import streamable_http_client
 from customerio_mcp.cli import build_parser, flag_overrides
 from customerio_mcp.settings import Settings
 from tests.fake_customerio import FakeCustomerIO
-from tests.processes import TOKEN, Running, command, free_port, http_server, server_env, wait_healthy
+from tests.processes import INITIALIZE, TOKEN, Running, command, free_port, http_server, server_env, wait_healthy
 
 TRANSPORTS = ["sse", "streamable-http"]
 EVENT = ("send_customer_event", {"customer_identifier": "a/b", "request_body": {"name": "signed_up"}})
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

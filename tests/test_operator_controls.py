@@ -17,7 +17,7 @@ from customerio_mcp.tool_selection import DESTRUCTIVE_ONLY
 from customerio_mcp.tool_table import TOOLS
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
-from tests.processes import TOKEN, command, http_server, server_env
+from tests.processes import INITIALIZE, INITIALIZED, TOKEN, command, http_server, server_env
 from tests.test_http_transports import mcp_client
 
 ALL = {tool.name for tool in TOOLS}
@@ -191,17 +191,8 @@ async def test_dry_run_with_credentials_never_shows_them(untouchable: FakeCustom
 
 def test_dry_run_flag_and_environment_over_stdio(untouchable: FakeCustomerIO) -> None:
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        INITIALIZE,
+        INITIALIZED,
         {
             "jsonrpc": "2.0",
             "id": 2,

@@ -11,7 +11,7 @@ import time
 from mcp import Client, StdioServerParameters
 
 from tests.fake_customerio import FakeCustomerIO
-from tests.processes import command, server_env
+from tests.processes import INITIALIZE, INITIALIZED, command, server_env
 
 
 async def test_sdk_client_drives_the_subprocess(fake: FakeCustomerIO) -> None:
@@ -28,17 +28,8 @@ async def test_sdk_client_drives_the_subprocess(fake: FakeCustomerIO) -> None:
 
 def test_stdout_carries_only_json_rpc(fake: FakeCustomerIO) -> None:
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        INITIALIZE,
+        INITIALIZED,
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
         {
             "jsonrpc": "2.0",
