@@ -67,7 +67,8 @@ def open_http_client(settings: Settings) -> httpx2.AsyncClient:
     """The process's one HTTP client: pooled connections, explicit timeouts, a versioned User-Agent."""
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 5.0)),
-        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+        # Every request goes to one or two hosts: keep the connections a burst opened, not just 20.
+        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         follow_redirects=False,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,8 +136,13 @@ def test_oversized_request_body_is_refused() -> None:
     assert answer.status_code == 413
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_sigterm_lets_the_call_in_flight_finish(fake: FakeCustomerIO, transport: str) -> None:
+@pytest.mark.parametrize(
+    ("transport", "stop_signal"),
+    [("sse", signal.SIGTERM), ("streamable-http", signal.SIGTERM), ("streamable-http", signal.SIGINT)],
+)
+async def test_stop_signal_lets_the_call_in_flight_finish(
+    fake: FakeCustomerIO, transport: str, stop_signal: signal.Signals
+) -> None:
     fake.fail(1, delay=1.5, route="/api/v1/customers/{identifier}/events")
     results: list[Any] = []
     with http_server(fake, transport) as server:
@@ -152,7 +158,7 @@ async def test_sigterm_lets_the_call_in_flight_finish(fake: FakeCustomerIO, tran
         async with anyio.create_task_group() as tg:
             tg.start_soon(session)
             await anyio.to_thread.run_sync(fake.first_request.wait)  # the call now waits on Customer.io
-            server.proc.terminate()
+            server.proc.send_signal(stop_signal)
         code, stderr = server.stop()
     assert len(results) == 1
     assert not results[0].is_error, results[0].content[0].text

@@ -345,3 +345,27 @@ async def test_form_204_is_success(fake: FakeCustomerIO) -> None:
     assert not result.is_error
     assert result.structured_content["status"] == 204
     assert result.structured_content["response"] is None
+
+
+async def test_v2_batch_partial_failure_is_reported_item_by_item(fake: FakeCustomerIO) -> None:
+    fake.next_response["/api/v2/batch"] = (
+        207,
+        {
+            "errors": [
+                {"batch_index": 1, "reason": "invalid", "field": "identifiers", "message": "no such person"},
+                {"batch_index": 3, "reason": "too large"},
+            ]
+        },
+    )
+    operation = {"type": "person", "action": "identify", "identifiers": {"id": "1"}}
+    result = await call(fake, "batch_process_requests", {"request_body": {"batch": [operation] * 4}})
+    assert result.is_error
+    text = result.content[0].text
+    assert "2 operations failed and every other operation was applied" in text
+    assert "- batch[1] field `identifiers`: invalid: no such person" in text
+    assert "- batch[3]: too large" in text
+    assert "resending the whole batch would repeat the ones already applied" in text
+    error = result.structured_content["error"]
+    assert error["type"] == "partial_failure"
+    assert error["failed_indexes"] == [1, 3]
+    assert len(fake.requests) == 1  # a partial failure is not retried
