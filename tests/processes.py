@@ -58,9 +58,9 @@ class Running:
     proc: subprocess.Popen[str]
     url: str
 
-    def stop(self, timeout: float = 30) -> tuple[int, str]:
-        """SIGTERM, wait, and return the exit code and everything written to stderr."""
-        if self.proc.poll() is None:
+    def stop(self, timeout: float = 30, *, signal_first: bool = True) -> tuple[int, str]:
+        """SIGTERM (unless already signalled), wait, and return the exit code and stderr."""
+        if signal_first and self.proc.poll() is None:
             self.proc.terminate()
         try:
             _, err = self.proc.communicate(timeout=timeout)

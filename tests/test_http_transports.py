@@ -159,7 +159,8 @@ async def test_stop_signal_lets_the_call_in_flight_finish(
             tg.start_soon(session)
             await anyio.to_thread.run_sync(fake.first_request.wait)  # the call now waits on Customer.io
             server.proc.send_signal(stop_signal)
-        code, stderr = server.stop()
+        # One signal only: a second one could land while Python is exiting, when its handlers are gone.
+        code, stderr = server.stop(signal_first=False)
     assert len(results) == 1
     assert not results[0].is_error, results[0].content[0].text
     assert len(fake.requests) == 1
