@@ -179,7 +179,7 @@ class CustomerIOClient:
     def _build_authorization(self, api: Api) -> str:
         s = self._settings
         if api == "track":
-            missing = [n for n, v in (("CUSTOMERIO_SITE_ID", s.site_id), ("CUSTOMERIO_API_KEY", s.api_key)) if not v]
+            missing = s.missing_track_credentials()
             if missing:
                 raise ConfigurationError(
                     f"The Track API credentials are not configured: set {' and '.join(missing)} in the "
@@ -221,7 +221,7 @@ class CustomerIOClient:
         async with self._region_lock:
             if self._detected is not None:
                 return self._detected
-            if api == "pipelines" and not (self._settings.site_id and self._settings.api_key):
+            if api == "pipelines" and self._settings.missing_track_credentials():
                 logger.info("no Track credentials for the region lookup; Pipelines calls use the US region")
                 return "us"
             answer = await self.lookup_region()

@@ -83,10 +83,7 @@ async def run_check(settings: Settings, flags: Mapping[str, Any], out: TextIO = 
     out.write("\nTrack API\n")
     if "track" not in apis:
         out.write("  not used by the enabled tools\n")
-    elif not (settings.site_id and settings.api_key):
-        missing = [
-            n for n, v in (("CUSTOMERIO_SITE_ID", settings.site_id), ("CUSTOMERIO_API_KEY", settings.api_key)) if not v
-        ]
+    elif missing := settings.missing_track_credentials():
         problems.append(f"set {' and '.join(missing)} (Customer.io > Settings > API Credentials > Track API keys)")
         out.write("  credentials: not configured\n")
     else:

@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    def missing_track_credentials(self) -> list[str]:
+        """The Track variables still to set, in the order a person would set them."""
+        return [
+            name
+            for name, value in (("CUSTOMERIO_SITE_ID", self.site_id), ("CUSTOMERIO_API_KEY", self.api_key))
+            if not value
+        ]
+
     @property
     def effective_pipelines_key(self) -> SecretStr | None:
         """The Pipelines key, or the Track key as the seed integration falls back to."""
