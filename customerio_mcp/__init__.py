@@ -3,7 +3,7 @@
 The package is small on purpose; each module has one job:
 
 - ``settings``: configuration from flags, the environment and ``.env``;
-- ``errors``: the exception hierarchy and how each error reads to a model;
+- ``errors``: the exception hierarchy; ``error_mapping``: how Customer.io's error answers read to a model;
 - ``client``: the async HTTP client (auth, region, pacing, retries);
 - ``tool_table``: the declarative table of the 24 tools; ``tool_definitions``: their MCP form;
 - ``tool_selection``: which tools are served, and the no-destructive mode;

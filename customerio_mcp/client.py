@@ -25,25 +25,14 @@ import stamina
 from aiolimiter import AsyncLimiter
 
 from customerio_mcp import __version__
-from customerio_mcp.errors import (
-    APIError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    DeliveryError,
-    NotFoundError,
-    PartialFailureError,
-    RateLimitedError,
-    ServerError,
-    TransportError,
-)
+from customerio_mcp.error_mapping import MAX_ERROR_TEXT, MAYBE_APPLIED, during, partial_failure, status_error
+from customerio_mcp.errors import ConfigurationError, DeliveryError, TransportError
 from customerio_mcp.settings import Region, Settings
 
 logger = logging.getLogger(__name__)
 
 Api = Literal["track", "pipelines"]
 USER_AGENT = f"customerio-mcp/{__version__} httpx2/{httpx2.__version__}"
-MAX_ERROR_TEXT = 2_000
 
 
 @dataclass(frozen=True)
@@ -307,9 +296,9 @@ class CustomerIOClient:
                 raise self._final_error(failure, request, attempts, context) from failure.cause
         body = _decode_body(response)
         if response.status_code >= 400:
-            raise self._status_error(response.status_code, body, request, attempts, context)
+            raise status_error(self._settings, response.status_code, body, request, attempts, context)
         if response.status_code == 207 and isinstance(body, dict) and body.get("errors"):
-            raise _partial_failure(body, attempts)
+            raise partial_failure(body, attempts)
         return ApiResponse(response.status_code, body, attempts, region, url)
 
     async def _attempt(
@@ -363,128 +352,24 @@ class CustomerIOClient:
     def _final_error(
         self, failure: _RetryableFailure, request: ApiRequest, attempts: int, context: str | None
     ) -> DeliveryError:
-        maybe = "" if (request.replay_safe or failure.unprocessed) else _MAYBE_APPLIED
+        maybe = "" if (request.replay_safe or failure.unprocessed) else MAYBE_APPLIED
         tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
         if failure.response is None:
             cause = type(failure.cause).__name__ if failure.cause else "connection error"
             what = "could not connect to" if failure.unprocessed else "lost the connection to"
             return TransportError(
-                f"The server {what} Customer.io ({cause}) {tries}{_context(context)}.{maybe} Check the network "
+                f"The server {what} Customer.io ({cause}) {tries}{during(context)}.{maybe} Check the network "
                 "and the base URL settings (CUSTOMERIO_TRACK_URL / CUSTOMERIO_PIPELINES_URL / CUSTOMERIO_REGION), "
                 "then try again.",
                 attempts=attempts,
                 maybe_applied=bool(maybe),
             )
-        return self._status_error(
-            failure.response.status_code, _decode_body(failure.response), request, attempts, context, maybe
+        return status_error(
+            self._settings,
+            failure.response.status_code,
+            _decode_body(failure.response),
+            request,
+            attempts,
+            context,
+            maybe,
         )
-
-    def _status_error(
-        self, status: int, body: Any, request: ApiRequest, attempts: int, context: str | None, maybe: str = ""
-    ) -> APIError:
-        said = _customerio_said(body)
-        where = f"{request.method} {request.path}{_context(context)}"
-        common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts}
-        if status in (400, 422):
-            return BadRequestError(
-                f"Customer.io rejected {where} with {status}: {said or 'no reason given'}. Fix the request to "
-                "match the endpoint (call the tool with mode='get_request_schema' to see the body schema) "
-                "and try again.",
-                **common,
-            )
-        if status in (401, 403):
-            return AuthenticationError(self._auth_hint(request.api, status, where), **common)
-        if status == 404:
-            return NotFoundError(
-                f"Customer.io answered 404 Not Found for {where}{': ' + said if said else ''}. Check the "
-                "identifiers in the path (the person, segment, device or delivery must exist).",
-                **common,
-            )
-        if status == 429:
-            return RateLimitedError(
-                f"Customer.io is rate limiting {where} (429) after {attempts} attempts. Wait a minute and "
-                "try again, or send fewer requests (Customer.io allows about 100 requests per second).",
-                **common,
-            )
-        if status >= 500 or status == 408:
-            return ServerError(
-                f"Customer.io failed {where} with {status} after {attempts} attempt"
-                f"{'s' if attempts != 1 else ''}{': ' + said if said else ''}.{maybe or ' Try again later.'}",
-                maybe_applied=bool(maybe),
-                **common,
-            )
-        return APIError(f"Customer.io answered {status} for {where}{': ' + said if said else ''}.", **common)
-
-    def _auth_hint(self, api: Api, status: int, where: str) -> str:
-        region = self._settings.region
-        region_hint = (
-            "the region lookup decided the URL; set CUSTOMERIO_REGION=us or eu to force it"
-            if region == "auto"
-            else f"CUSTOMERIO_REGION={region}: an account in the other region answers {status} here"
-        )
-        if api == "track":
-            return (
-                f"Customer.io refused the Track API credentials ({status}) for {where}. Check "
-                "CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (a Track API key, from Settings > API Credentials) "
-                f"and the region ({region_hint})."
-            )
-        fallback = (
-            " CUSTOMERIO_PIPELINES_API_KEY is not set, so the Track key CUSTOMERIO_API_KEY was used: Customer.io "
-            "issues separate keys, so set CUSTOMERIO_PIPELINES_API_KEY to the API key of your HTTP API source."
-            if self._settings.pipelines_key_is_fallback
-            else ""
-        )
-        return (
-            f"Customer.io refused the Data Pipelines API key ({status}) for {where}. Check "
-            f"CUSTOMERIO_PIPELINES_API_KEY and the region ({region_hint}).{fallback}"
-        )
-
-
-_MAYBE_APPLIED = (
-    " This request is not safe to repeat automatically, and Customer.io may or may not have applied it:"
-    " check in Customer.io before sending it again."
-)
-
-
-def _context(context: str | None) -> str:
-    return f" during the {context}" if context else ""
-
-
-def _customerio_said(body: Any) -> str:
-    """Customer.io's own error text: ``meta.error``, ``meta.errors``, ``errors[]`` or a plain string."""
-    if isinstance(body, str):
-        return body.strip()[:MAX_ERROR_TEXT]
-    if not isinstance(body, dict):
-        return ""
-    meta = body.get("meta")
-    if isinstance(meta, dict):
-        if meta.get("error"):
-            return str(meta["error"])[:MAX_ERROR_TEXT]
-        if meta.get("errors"):
-            return "; ".join(map(str, meta["errors"]))[:MAX_ERROR_TEXT]
-    for key in ("error", "message", "errors"):
-        if body.get(key):
-            value = body[key]
-            return ("; ".join(map(str, value)) if isinstance(value, list) else str(value))[:MAX_ERROR_TEXT]
-    return ""
-
-
-def _partial_failure(body: dict[str, Any], attempts: int) -> PartialFailureError:
-    errors = [e for e in body["errors"] if isinstance(e, dict)]
-    lines = []
-    for item in errors:
-        index = item.get("batch_index", "?")
-        field_name = f" field `{item['field']}`" if item.get("field") else ""
-        reason = item.get("reason") or "rejected"
-        detail = f": {item['message']}" if item.get("message") else ""
-        lines.append(f"- batch[{index}]{field_name}: {reason}{detail}")
-    failed = {e.get("batch_index") for e in errors}
-    count = len(failed)
-    message = (
-        f"Customer.io accepted the batch only in part (207): {count} operation{'s' if count != 1 else ''} failed and "
-        "every other operation was applied.\n" + "\n".join(lines) + "\nFix only the failed operations and send "
-        "them again; resending the whole batch would repeat the ones already applied."
-    )
-    return PartialFailureError(
-        message, status=207, body=body, attempts=attempts, failed_indexes=sorted(failed, key=str)
-    )

@@ -1,0 +1,145 @@
+"""How Customer.io's error answers read to a model: which variable to check, what to fix, what to retry.
+
+Each function returns an exception from ``errors``; the client raises it. Customer.io's own words
+(``meta.error`` and its variants) are quoted, truncated, never a stack trace or a header.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from customerio_mcp.errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PartialFailureError,
+    RateLimitedError,
+    ServerError,
+)
+
+if TYPE_CHECKING:
+    from customerio_mcp.client import Api, ApiRequest
+    from customerio_mcp.settings import Settings
+
+MAX_ERROR_TEXT = 2_000
+MAYBE_APPLIED = (
+    " This request is not safe to repeat automatically, and Customer.io may or may not have applied it:"
+    " check in Customer.io before sending it again."
+)
+
+
+def during(context: str | None) -> str:
+    return f" during the {context}" if context else ""
+
+
+def status_error(
+    settings: Settings,
+    status: int,
+    body: Any,
+    request: ApiRequest,
+    attempts: int,
+    context: str | None,
+    maybe: str = "",
+) -> APIError:
+    said = customerio_said(body)
+    where = f"{request.method} {request.path}{during(context)}"
+    common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts}
+    if status in (400, 422):
+        return BadRequestError(
+            f"Customer.io rejected {where} with {status}: {said or 'no reason given'}. Fix the request to "
+            "match the endpoint (call the tool with mode='get_request_schema' to see the body schema) "
+            "and try again.",
+            **common,
+        )
+    if status in (401, 403):
+        return AuthenticationError(_auth_hint(settings, request.api, status, where), **common)
+    if status == 404:
+        return NotFoundError(
+            f"Customer.io answered 404 Not Found for {where}{': ' + said if said else ''}. Check the "
+            "identifiers in the path (the person, segment, device or delivery must exist).",
+            **common,
+        )
+    if status == 429:
+        return RateLimitedError(
+            f"Customer.io is rate limiting {where} (429) after {attempts} attempts. Wait a minute and "
+            "try again, or send fewer requests (Customer.io allows about 100 requests per second).",
+            **common,
+        )
+    if status >= 500 or status == 408:
+        return ServerError(
+            f"Customer.io failed {where} with {status} after {attempts} attempt"
+            f"{'s' if attempts != 1 else ''}{': ' + said if said else ''}.{maybe or ' Try again later.'}",
+            maybe_applied=bool(maybe),
+            **common,
+        )
+    return APIError(f"Customer.io answered {status} for {where}{': ' + said if said else ''}.", **common)
+
+
+def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:
+    region = settings.region
+    region_hint = (
+        "the region lookup decided the URL; set CUSTOMERIO_REGION=us or eu to force it"
+        if region == "auto"
+        else f"CUSTOMERIO_REGION={region}: an account in the other region answers {status} here"
+    )
+    if api == "track":
+        return (
+            f"Customer.io refused the Track API credentials ({status}) for {where}. Check "
+            "CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (a Track API key, from Settings > API Credentials) "
+            f"and the region ({region_hint})."
+        )
+    fallback = (
+        " CUSTOMERIO_PIPELINES_API_KEY is not set, so the Track key CUSTOMERIO_API_KEY was used: Customer.io "
+        "issues separate keys, so set CUSTOMERIO_PIPELINES_API_KEY to the API key of your HTTP API source."
+        if settings.pipelines_key_is_fallback
+        else ""
+    )
+    return (
+        f"Customer.io refused the Data Pipelines API key ({status}) for {where}. Check "
+        f"CUSTOMERIO_PIPELINES_API_KEY and the region ({region_hint}).{fallback}"
+    )
+
+
+def customerio_said(body: Any) -> str:
+    """Customer.io's own error text: ``meta.error``, ``meta.errors``, ``errors[]`` or a plain string."""
+    if isinstance(body, str):
+        return body.strip()[:MAX_ERROR_TEXT]
+    if not isinstance(body, dict):
+        return ""
+    meta = body.get("meta")
+    if isinstance(meta, dict):
+        if meta.get("error"):
+            return str(meta["error"])[:MAX_ERROR_TEXT]
+        if meta.get("errors"):
+            return "; ".join(map(str, meta["errors"]))[:MAX_ERROR_TEXT]
+    for key in ("error", "message", "errors"):
+        if body.get(key):
+            value = body[key]
+            return ("; ".join(map(str, value)) if isinstance(value, list) else str(value))[:MAX_ERROR_TEXT]
+    return ""
+
+
+def partial_failure(body: dict[str, Any], attempts: int) -> PartialFailureError:
+    errors = [e for e in body["errors"] if isinstance(e, dict)]
+    lines = []
+    for item in errors:
+        index = item.get("batch_index", "?")
+        field_name = f" field `{item['field']}`" if item.get("field") else ""
+        reason = item.get("reason") or "rejected"
+        detail = f": {item['message']}" if item.get("message") else ""
+        lines.append(f"- batch[{index}]{field_name}: {reason}{detail}")
+    failed = {e.get("batch_index") for e in errors}
+    count = len(failed)
+    message = (
+        f"Customer.io accepted the batch only in part (207): {count} operation{'s' if count != 1 else ''} failed and "
+        "every other operation was applied.\n" + "\n".join(lines) + "\nFix only the failed operations and send "
+        "them again; resending the whole batch would repeat the ones already applied."
+    )
+    return PartialFailureError(
+        message,
+        status=207,
+        body=body,
+        attempts=attempts,
+        failed_indexes=sorted(failed, key=lambda i: (0, i, "") if isinstance(i, int) else (1, 0, str(i))),
+    )
