@@ -351,3 +351,27 @@ def test_tools_command_lists_every_tool() -> None:
     assert "destructive, idempotent" in lines["delete_customer"]
     assert "no: the pipelines toolset is not enabled" in lines["track_user_event"]
     assert "read-only" in lines["get_track_api_region"]
+
+
+async def test_rate_limit_comes_from_the_environment(fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMERIO_RATE_LIMIT", "10")
+    settings = Settings(site_id=fake.site_id, api_key=fake.api_key, track_url=fake.url)
+    assert settings.rate_limit == 10
+    async with connect(settings) as client:
+        started = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for number in range(15):
+                tg.start_soon(client.call_tool, "delete_customer", {"customer_identifier": str(number)})
+        elapsed = time.monotonic() - started
+    assert len(fake.requests) == 15
+    assert 1.2 <= elapsed <= 3.0, elapsed
+
+
+@pytest.mark.parametrize("transport", ["sse", "streamable-http"])
+async def test_dry_run_over_the_network_transports(untouchable: FakeCustomerIO, transport: str) -> None:
+    with http_server(None, transport, args=["--dry-run"], CUSTOMERIO_TRACK_URL=untouchable.url) as server:
+        async with mcp_client(transport, server.url, TOKEN) as client:
+            result = await client.call_tool("delete_customer", {"customer_identifier": "a/b"})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["dry_run"] is True
+    assert result.structured_content["request"]["url"] == untouchable.url + "/api/v1/customers/a%2Fb"
