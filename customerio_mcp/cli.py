@@ -23,32 +23,18 @@ if TYPE_CHECKING:
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
-ENVIRONMENT_HELP = """\
-environment (also read from .env in the working directory; flags win):
-  CUSTOMERIO_SITE_ID            Track API site ID
-  CUSTOMERIO_API_KEY            Track API key
-  CUSTOMERIO_PIPELINES_API_KEY  Data Pipelines API key (falls back to CUSTOMERIO_API_KEY)
-  CUSTOMERIO_REGION             auto (default), us or eu
-  CUSTOMERIO_TRACK_URL          explicit Track base URL, e.g. http://127.0.0.1:8080
-  CUSTOMERIO_PIPELINES_URL      explicit Pipelines base URL, e.g. http://127.0.0.1:8080/v1
-  CUSTOMERIO_TIMEOUT            seconds per HTTP attempt (default 10)
-  CUSTOMERIO_MAX_RETRIES        retries after the first attempt (default 3)
-  CUSTOMERIO_RETRY_DEADLINE     seconds for all attempts together (default 60)
-  CUSTOMERIO_PIPELINES_STRICT   send X-Strict-Mode: 1 by default (default true)
-  CUSTOMERIO_LOG_LEVEL          DEBUG, INFO (default), WARNING, ERROR; logs go to stderr
-  CUSTOMERIO_MCP_TRANSPORT      stdio (default), sse or streamable-http   (--transport)
-  CUSTOMERIO_MCP_HOST           bind address for sse/streamable-http (default 127.0.0.1)   (--host)
-  CUSTOMERIO_MCP_PORT           port for sse/streamable-http (default 8000)   (--port)
-  CUSTOMERIO_MCP_AUTH_TOKEN     bearer token required on every MCP HTTP request
-  CUSTOMERIO_MCP_ALLOWED_HOSTS  Host headers accepted, comma-separated (DNS-rebinding protection)
-  CUSTOMERIO_MCP_ALLOWED_ORIGINS  Origin headers accepted, comma-separated
-  CUSTOMERIO_MCP_STATELESS      stateless Streamable HTTP, for replicas (default true)
-  CUSTOMERIO_TOOLSETS           track,pipelines (default both)   (--toolsets)
-  CUSTOMERIO_TOOLS              allow-list of tool names, comma-separated   (--tools)
-  CUSTOMERIO_DISABLE_DESTRUCTIVE  true: no deleting, suppressing, merging   (--no-destructive)
-  CUSTOMERIO_DRY_RUN            true: validate and show requests, send nothing   (--dry-run)
-  CUSTOMERIO_RATE_LIMIT         requests per second to each API (default 100; 0 = no pacing)
+FLAG_FOR_SETTING = {
+    "mcp_transport": "transport",
+    "mcp_host": "host",
+    "mcp_port": "port",
+    "toolsets": "toolsets",
+    "tools": "tools",
+    "disable_destructive": "no_destructive",
+    "dry_run": "dry_run",
+}
+"""Settings that a flag can set, and the argparse destination of that flag."""
 
+COMMANDS_HELP = """\
 commands:
   customerio-mcp [serve]        run the MCP server (the default)
   customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
@@ -56,11 +42,34 @@ commands:
 """
 
 
+def environment_help() -> str:
+    """Every setting's variable, meaning, default and flag, read from ``Settings`` itself."""
+    from customerio_mcp.settings import Settings
+
+    lines = ["environment (also read from .env in the working directory; flags win):"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = (
+            ",".join(default)
+            if isinstance(default, list)
+            else str(default).lower()
+            if isinstance(default, bool)
+            else default
+        )
+        text = f"  CUSTOMERIO_{name.upper():<28} {field.description}"
+        if default is not None:
+            text += f" (default {shown})"
+        if name in FLAG_FOR_SETTING:
+            text += f"  [--{FLAG_FOR_SETTING[name].replace('_', '-')}]"
+        lines.append(text)
+    return "\n".join(lines) + "\n\n" + COMMANDS_HELP
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="customerio-mcp",
         description="MCP server for Customer.io's Track and Data Pipelines APIs (24 tools).",
-        epilog=ENVIRONMENT_HELP,
+        epilog=environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -97,15 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line, under their ``Settings`` field names."""
-    named = {
-        "mcp_transport": args.transport,
-        "mcp_host": args.host,
-        "mcp_port": args.port,
-        "toolsets": args.toolsets,
-        "tools": args.tools,
-        "disable_destructive": args.no_destructive,
-        "dry_run": args.dry_run,
-    }
+    named = {field: getattr(args, dest) for field, dest in FLAG_FOR_SETTING.items()}
     return {key: value for key, value in named.items() if value is not None}
 
 

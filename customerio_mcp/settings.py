@@ -33,15 +33,19 @@ class Settings(BaseSettings):
     pipelines_api_key: SecretStr | None = Field(
         default=None, description="Data Pipelines API key; falls back to CUSTOMERIO_API_KEY when unset."
     )
-    region: Literal["auto", "us", "eu"] = Field(default="auto", description="Account region; auto asks Customer.io.")
-    track_url: str | None = Field(default=None, description="Explicit Track API base URL (proxies, tests).")
+    region: Literal["auto", "us", "eu"] = Field(
+        default="auto", description="Account region: auto (ask Customer.io once), us or eu."
+    )
+    track_url: str | None = Field(
+        default=None, description="Explicit Track API base URL, e.g. http://127.0.0.1:8080 (proxies, tests)."
+    )
     pipelines_url: str | None = Field(default=None, description="Explicit Pipelines API base URL, ending in /v1.")
     timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds allowed for one HTTP attempt.")
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first attempt.")
     retry_deadline: float = Field(default=60.0, gt=0, le=900, description="Seconds allowed for all attempts together.")
     pipelines_strict: bool = Field(default=True, description="Send X-Strict-Mode: 1 unless a call says otherwise.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        default="INFO", description="Log level (logs go to stderr)."
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs go to stderr only."
     )
 
     # -- serving over the network ----------------------------------------------------------------
