@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 Api = Literal["track", "pipelines"]
 USER_AGENT = f"customerio-mcp/{__version__} httpx2/{httpx2.__version__}"
+DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+"""Sent on every request by the process's HTTP client (see ``server.open_http_client``)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,14 @@ def _decode_body(response: httpx2.Response) -> Any:
         return response.text[:MAX_ERROR_TEXT]
 
 
+def _request_headers(request: ApiRequest, authorization: str) -> dict[str, str]:
+    """The headers one request adds to the client's defaults."""
+    headers = {"Authorization": authorization, **request.headers}
+    if request.body is not None:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
@@ -191,13 +201,26 @@ class CustomerIOClient:
     def explicit_base(self, api: Api) -> str | None:
         return self._settings.track_url if api == "track" else self._settings.pipelines_url
 
-    async def base_url(self, api: Api) -> tuple[str, str]:
-        """The base URL for ``api`` and the region label reported in results."""
+    def configured_base(self, api: Api) -> tuple[str, str] | None:
+        """Base URL and region label known without asking Customer.io, or None when a lookup decides."""
         explicit = self.explicit_base(api)
         configured = self._settings.region
         if explicit is not None:
             return explicit, ("custom" if configured == "auto" else configured)
-        region: Region = configured if configured != "auto" else await self.detect_region(api)
+        if configured != "auto":
+            return self._region_urls[configured].for_api(api), configured
+        return None
+
+    def lookup_base(self) -> str:
+        """Where the region lookup goes: the explicit Track URL, or the US endpoint (it answers for all)."""
+        return self._settings.track_url or self._region_urls["us"].track
+
+    async def base_url(self, api: Api) -> tuple[str, str]:
+        """The base URL for ``api`` and the region label reported in results."""
+        known = self.configured_base(api)
+        if known is not None:
+            return known
+        region = await self.detect_region(api)
         return self._region_urls[region].for_api(api), region
 
     async def detect_region(self, api: Api) -> Region:
@@ -229,9 +252,11 @@ class CustomerIOClient:
 
         The US endpoint answers for accounts in every region; the response's ``region`` is reported.
         """
-        base = self._settings.track_url or self._region_urls["us"].track
         answer = await self._send_to(
-            ApiRequest("track", "GET", REGION_LOOKUP_PATH, replay_safe=True), base, "", context="region lookup"
+            ApiRequest("track", "GET", REGION_LOOKUP_PATH, replay_safe=True),
+            self.lookup_base(),
+            "",
+            context="region lookup",
         )
         body = answer.body if isinstance(answer.body, dict) else {}
         return replace(answer, region=str(body.get("region", "")).lower())
@@ -247,10 +272,9 @@ class CustomerIOClient:
 
     async def _send_to(self, request: ApiRequest, base: str, region: str, context: str | None = None) -> ApiResponse:
         url = base + request.path
-        headers = {"Authorization": self.authorization(request.api), **request.headers}
+        headers = _request_headers(request, self.authorization(request.api))
         content = None
         if request.body is not None:
-            headers["Content-Type"] = "application/json"
             content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
         policy = self._retry
         started = anyio.current_time()
@@ -329,22 +353,15 @@ class CustomerIOClient:
 
     def preview(self, request: ApiRequest) -> dict[str, Any]:
         """The request as it would be sent, with no network call, no region lookup, no secret."""
-        configured = self._settings.region
-        explicit = self.explicit_base(request.api)
-        if explicit is not None:
-            base, region = explicit, ("custom" if configured == "auto" else configured)
-        elif configured != "auto":
-            base, region = self._region_urls[configured].for_api(request.api), configured
-        else:
-            base = self._region_urls["us"].for_api(request.api)
-            region = "us (CUSTOMERIO_REGION=auto: a real call first asks Customer.io for the account's region)"
+        known = self.configured_base(request.api)
+        base, region = known or (
+            self._region_urls["us"].for_api(request.api),
+            "us (CUSTOMERIO_REGION=auto: a real call first asks Customer.io for the account's region)",
+        )
         if request.api == "track" and request.path == REGION_LOOKUP_PATH:
-            base = self._settings.track_url or self._region_urls["us"].track
+            base = self.lookup_base()
         url = httpx2.URL(base + request.path, params=dict(request.query) if request.query else None)
-        headers = {"Authorization": "Basic [redacted]", "User-Agent": USER_AGENT, "Accept": "application/json"}
-        if request.body is not None:
-            headers["Content-Type"] = "application/json"
-        headers.update(request.headers)
+        headers = {**DEFAULT_HEADERS, **_request_headers(request, "Basic [redacted]")}
         return {"method": request.method, "url": str(url), "headers": headers, "body": request.body, "region": region}
 
     # -- error mapping -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
 from customerio_mcp import __version__
-from customerio_mcp.client import REGION_URLS, USER_AGENT, CustomerIOClient, Endpoints, RetryPolicy
+from customerio_mcp.client import DEFAULT_HEADERS, REGION_URLS, CustomerIOClient, Endpoints, RetryPolicy
 from customerio_mcp.settings import Region, Settings
 from customerio_mcp.tool_definitions import tool_definitions
 from customerio_mcp.tool_runner import ToolRunner
@@ -69,7 +69,7 @@ def open_http_client(settings: Settings) -> httpx2.AsyncClient:
         timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 5.0)),
         # Every request goes to one or two hosts: keep the connections a burst opened, not just 20.
         limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        headers=DEFAULT_HEADERS,
         follow_redirects=False,
     )
 
