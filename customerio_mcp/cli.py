@@ -44,21 +44,15 @@ commands:
 
 def environment_help() -> str:
     """Every setting's variable, meaning, default and flag, read from ``Settings`` itself."""
+    from customerio_mcp.operator_commands import shown_value
     from customerio_mcp.settings import Settings
 
     lines = ["environment (also read from .env in the working directory; flags win):"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = (
-            ",".join(default)
-            if isinstance(default, list)
-            else str(default).lower()
-            if isinstance(default, bool)
-            else default
-        )
         text = f"  CUSTOMERIO_{name.upper():<28} {field.description}"
         if default is not None:
-            text += f" (default {shown})"
+            text += f" (default {shown_value(default)})"
         if name in FLAG_FOR_SETTING:
             text += f"  [--{FLAG_FOR_SETTING[name].replace('_', '-')}]"
         lines.append(text)
