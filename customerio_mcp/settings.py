@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Region = Literal["us", "eu"]
 Transport = Literal["stdio", "sse", "streamable-http"]
 Toolset = Literal["track", "pipelines"]
 
@@ -91,18 +90,6 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-    @field_validator("tools")
-    @classmethod
-    def _known_tools(cls, value: list[str] | None) -> list[str] | None:
-        from customerio_mcp.tool_table import TOOLS_BY_NAME
-
-        if value is None:
-            return None
-        unknown = [name for name in value if name not in TOOLS_BY_NAME]
-        if unknown:
-            raise ValueError(f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}")
-        return value
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "toolsets", "tools", mode="before")
     @classmethod

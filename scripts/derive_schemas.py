@@ -2,7 +2,7 @@
 
 Run from the repository root (the descriptions live in ``../shared/customerio-openapi``):
 
-    python scripts/derive_schemas.py            # rewrite customerio_mcp/request_schemas.json
+    python scripts/derive_schemas.py            # rewrite customerio_mcp/tools/request_schemas.json
     python scripts/derive_schemas.py --check    # exit 1 if the shipped file is stale
 
 The output is deterministic (sorted keys, no timestamps), so the same inputs always give the
@@ -33,7 +33,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "customerio-openapi"
-OUTPUT = ROOT / "customerio_mcp" / "request_schemas.json"
+OUTPUT = ROOT / "customerio_mcp" / "tools" / "request_schemas.json"
 
 # Operations the server does not wrap (deprecated upstream).
 SKIPPED = {("track", "POST /api/v1/push/events")}

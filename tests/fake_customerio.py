@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from customerio_mcp.request_schemas import validator_for
+from customerio_mcp.tools.schemas import validator_for
 
 TRACK_ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/api/v1/accounts/region", None),

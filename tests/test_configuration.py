@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from customerio_mcp.cli import configure_logging
+from customerio_mcp.cli.main import configure_logging
 from customerio_mcp.settings import Settings
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO

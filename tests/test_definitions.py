@@ -6,7 +6,7 @@ import json
 import re
 
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_table import TOOLS
+from customerio_mcp.tools.table import TOOLS
 from tests.conftest import connect
 
 TRACK = {

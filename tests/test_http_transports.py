@@ -17,7 +17,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from customerio_mcp.cli import build_parser, flag_overrides
+from customerio_mcp.cli.main import build_parser, flag_overrides
 from customerio_mcp.settings import Settings
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, TOKEN, Running, command, free_port, http_server, server_env, wait_healthy

@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from customerio_mcp.client import Endpoints
+from customerio_mcp.customerio.client import Endpoints
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_selection import DESTRUCTIVE_ONLY
-from customerio_mcp.tool_table import TOOLS
+from customerio_mcp.tools.selection import DESTRUCTIVE_ONLY
+from customerio_mcp.tools.table import TOOLS
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, INITIALIZED, TOKEN, command, http_server, server_env

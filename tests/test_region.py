@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from customerio_mcp.client import Endpoints
+from customerio_mcp.customerio.client import Endpoints
 from customerio_mcp.settings import Settings
 from tests.conftest import connect
 from tests.fake_customerio import FakeCustomerIO

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from customerio_mcp.client import USER_AGENT
+from customerio_mcp.customerio.client import USER_AGENT
 from tests.conftest import call
 from tests.fake_customerio import FakeCustomerIO
 
@@ -253,7 +253,7 @@ def _matches(sent: Any, expected: Any) -> bool:
 
 
 def test_every_tool_is_covered() -> None:
-    from customerio_mcp.tool_table import TOOLS
+    from customerio_mcp.tools.table import TOOLS
 
     assert {case[0] for case in CASES} == {tool.name for tool in TOOLS}
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from customerio_mcp.request_checks import prepare_body
-from customerio_mcp.request_schemas import body_schema
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_table import TOOLS, TOOLS_BY_NAME
+from customerio_mcp.tools.body_checks import prepare_body
+from customerio_mcp.tools.schemas import body_schema
+from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME
 from tests.conftest import connect
 from tests.fake_customerio import FakeCustomerIO
 
@@ -35,7 +35,7 @@ def _derive_module() -> Any:
 
 @needs_openapi
 def test_shipped_schemas_are_exactly_what_the_script_derives() -> None:
-    shipped = (ROOT / "customerio_mcp" / "request_schemas.json").read_text(encoding="utf-8")
+    shipped = (ROOT / "customerio_mcp" / "tools" / "request_schemas.json").read_text(encoding="utf-8")
     assert _derive_module().render(OPENAPI) == shipped
 
 

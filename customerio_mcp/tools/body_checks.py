@@ -14,8 +14,8 @@ from typing import Any
 from ulid import ULID
 
 from customerio_mcp.errors import InputError
-from customerio_mcp.request_schemas import validator_for
-from customerio_mcp.tool_table import ToolSpec
+from customerio_mcp.tools.schemas import validator_for
+from customerio_mcp.tools.table import ToolSpec
 
 KB = 1024
 PERSON_ID_MAX = 150

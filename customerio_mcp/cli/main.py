@@ -44,7 +44,7 @@ commands:
 
 def environment_help() -> str:
     """Every setting's variable, meaning, default and flag, read from ``Settings`` itself."""
-    from customerio_mcp.operator_commands import shown_value
+    from customerio_mcp.cli.operator_commands import shown_value
     from customerio_mcp.settings import Settings
 
     lines = ["environment (also read from .env in the working directory; flags win):"]
@@ -120,19 +120,25 @@ def load_settings(overrides: dict[str, Any]) -> Settings | None:
     from pydantic import ValidationError
 
     from customerio_mcp.settings import Settings
+    from customerio_mcp.tools.selection import unknown_tool_names
 
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         for error in exc.errors():
             name = "CUSTOMERIO_" + "_".join(str(p) for p in error["loc"]).upper()
             sys.stderr.write(f"customerio-mcp: invalid {name}: {error['msg']}\n")
         return None
+    problem = unknown_tool_names(settings)
+    if problem:
+        sys.stderr.write(f"customerio-mcp: invalid CUSTOMERIO_TOOLS: {problem}\n")
+        return None
+    return settings
 
 
 def refuse_public_bind(settings: Settings, allow_unauthenticated: bool) -> str | None:
     """Why serving as configured would expose a write key to the network, or None."""
-    from customerio_mcp.http_app import is_loopback
+    from customerio_mcp.serving.http_app import is_loopback
 
     if settings.mcp_transport == "stdio" or is_loopback(settings.mcp_host) or settings.mcp_auth_token:
         return None
@@ -156,7 +162,7 @@ def serve_http(settings: Settings) -> None:
     import anyio
     import uvicorn
 
-    from customerio_mcp.http_app import DRAIN_SECONDS, build_http_app
+    from customerio_mcp.serving.http_app import DRAIN_SECONDS, build_http_app
 
     class DrainingServer(uvicorn.Server):
         """Tells the app when a stop is requested, so that it can let calls under way finish."""
@@ -196,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args.command == "tools":
-        from customerio_mcp.operator_commands import print_tools
+        from customerio_mcp.cli.operator_commands import print_tools
 
         return print_tools(settings)
     if args.command == "check":
         import anyio
 
-        from customerio_mcp.operator_commands import run_check
+        from customerio_mcp.cli.operator_commands import run_check
 
         return anyio.run(run_check, settings, flags)
     refusal = refuse_public_bind(settings, args.allow_unauthenticated)
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.mcp_transport == "stdio":
             import anyio
 
-            from customerio_mcp.server import run_stdio
+            from customerio_mcp.serving.mcp_server import run_stdio
 
             anyio.run(run_stdio, settings)
         else:

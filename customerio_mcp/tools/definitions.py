@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp_types as types
 
-from customerio_mcp.tool_table import TOOLS, ToolSpec
+from customerio_mcp.tools.table import TOOLS, ToolSpec
 
 MODES = ("execute", "get_request_schema")
 

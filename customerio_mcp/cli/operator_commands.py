@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from customerio_mcp.errors import CustomerIOMCPError
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_selection import enabled_tools, why_disabled
-from customerio_mcp.tool_table import TOOLS
+from customerio_mcp.tools.selection import enabled_tools, why_disabled
+from customerio_mcp.tools.table import TOOLS
 
 
 def setting_sources(settings: Settings, flags: Mapping[str, Any], env_file: Path = Path(".env")) -> dict[str, str]:
@@ -62,8 +62,8 @@ def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 
 
 async def run_check(settings: Settings, flags: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
-    from customerio_mcp.client import CustomerIOClient
-    from customerio_mcp.server import open_http_client
+    from customerio_mcp.customerio.client import CustomerIOClient
+    from customerio_mcp.serving.mcp_server import open_http_client
 
     sources = setting_sources(settings, flags)
     rows = [("setting", "value", "from")]

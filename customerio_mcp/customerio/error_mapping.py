@@ -19,7 +19,7 @@ from customerio_mcp.errors import (
 )
 
 if TYPE_CHECKING:
-    from customerio_mcp.client import Api, ApiRequest
+    from customerio_mcp.customerio.api import Api, ApiRequest
     from customerio_mcp.settings import Settings
 
 MAX_ERROR_TEXT = 2_000

@@ -12,7 +12,7 @@ from typing import Any
 
 from customerio_mcp.errors import InputError
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_table import TOOLS, ToolSpec
+from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 
 DESTRUCTIVE_ONLY = frozenset(
     {
@@ -24,6 +24,14 @@ DESTRUCTIVE_ONLY = frozenset(
     }
 )
 DESTRUCTIVE_ACTIONS = frozenset({"delete", "delete_device", "delete_relationships", "suppress", "merge"})
+
+
+def unknown_tool_names(settings: Settings) -> str | None:
+    """Why the allow-list cannot be served (names that are no tool), or None."""
+    unknown = [name for name in settings.tools or () if name not in TOOLS_BY_NAME]
+    if not unknown:
+        return None
+    return f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}"
 
 
 def enabled_tools(settings: Settings) -> tuple[ToolSpec, ...]:

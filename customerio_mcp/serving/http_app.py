@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from customerio_mcp.server import AppState, create_server, open_app_state
+from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
 from customerio_mcp.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -16,14 +16,15 @@ from urllib.parse import quote
 
 import mcp_types as types
 
-from customerio_mcp.client import ApiRequest, ApiResponse, CustomerIOClient
+from customerio_mcp.customerio.api import ApiRequest, ApiResponse
+from customerio_mcp.customerio.client import CustomerIOClient
 from customerio_mcp.errors import CustomerIOMCPError, InputError, UnknownToolError
-from customerio_mcp.request_checks import check_person_identifier, parse_body, prepare_body
-from customerio_mcp.request_schemas import body_schema
 from customerio_mcp.settings import Settings
-from customerio_mcp.tool_definitions import MODES
-from customerio_mcp.tool_selection import enabled_tools, refuse_destructive_operations, why_disabled
-from customerio_mcp.tool_table import REPLAY_SAFE_BODIES, TOOLS_BY_NAME, PathParam, ToolSpec
+from customerio_mcp.tools.body_checks import check_person_identifier, parse_body, prepare_body
+from customerio_mcp.tools.definitions import MODES
+from customerio_mcp.tools.schemas import body_schema
+from customerio_mcp.tools.selection import enabled_tools, refuse_destructive_operations, why_disabled
+from customerio_mcp.tools.table import REPLAY_SAFE_BODIES, TOOLS_BY_NAME, PathParam, ToolSpec
 
 logger = logging.getLogger(__name__)
 

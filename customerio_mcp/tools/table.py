@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from customerio_mcp.client import Api
+from customerio_mcp.customerio.api import Api
 
 ParamKind = Literal["person", "text", "integer"]
 BodyKind = Literal["plain", "v1_event", "v2_entity", "v2_batch", "pipelines_call", "pipelines_batch"]

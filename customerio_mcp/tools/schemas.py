@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-    from customerio_mcp.tool_table import ToolSpec
+    from customerio_mcp.tools.table import ToolSpec
 
 
 @cache
 def _all_schemas() -> dict[str, Any]:
-    text = resources.files("customerio_mcp").joinpath("request_schemas.json").read_text(encoding="utf-8")
+    text = resources.files("customerio_mcp.tools").joinpath("request_schemas.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

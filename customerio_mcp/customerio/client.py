@@ -16,8 +16,8 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 import httpx2
@@ -25,32 +25,24 @@ import stamina
 from aiolimiter import AsyncLimiter
 
 from customerio_mcp import __version__
-from customerio_mcp.error_mapping import MAX_ERROR_TEXT, MAYBE_APPLIED, during, partial_failure, status_error
+from customerio_mcp.customerio.api import (
+    REGION_LOOKUP_PATH,
+    REGION_URLS,
+    Api,
+    ApiRequest,
+    ApiResponse,
+    Endpoints,
+    Region,
+)
+from customerio_mcp.customerio.error_mapping import MAX_ERROR_TEXT, MAYBE_APPLIED, during, partial_failure, status_error
 from customerio_mcp.errors import ConfigurationError, DeliveryError, TransportError
-from customerio_mcp.settings import Region, Settings
+from customerio_mcp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Api = Literal["track", "pipelines"]
 USER_AGENT = f"customerio-mcp/{__version__} httpx2/{httpx2.__version__}"
 DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-"""Sent on every request by the process's HTTP client (see ``server.open_http_client``)."""
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    track: str
-    pipelines: str
-
-    def for_api(self, api: Api) -> str:
-        return self.track if api == "track" else self.pipelines
-
-
-REGION_URLS: Mapping[Region, Endpoints] = {
-    "us": Endpoints("https://track.customer.io", "https://cdp.customer.io/v1"),
-    "eu": Endpoints("https://track-eu.customer.io", "https://cdp-eu.customer.io/v1"),
-}
-REGION_LOOKUP_PATH = "/api/v1/accounts/region"
+"""Sent on every request by the process's HTTP client (see ``serving.mcp_server.open_http_client``)."""
 
 
 @dataclass(frozen=True)
@@ -66,27 +58,6 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(max_retries=settings.max_retries, deadline=settings.retry_deadline)
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    api: Api
-    method: str
-    path: str
-    """Already percent-encoded, relative to the API's base URL."""
-    query: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: Any = None
-    replay_safe: bool = False
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    status: int
-    body: Any
-    attempts: int
-    region: str
-    url: str
 
 
 class _RetryableFailure(Exception):

@@ -19,11 +19,12 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
 from customerio_mcp import __version__
-from customerio_mcp.client import DEFAULT_HEADERS, REGION_URLS, CustomerIOClient, Endpoints, RetryPolicy
-from customerio_mcp.settings import Region, Settings
-from customerio_mcp.tool_definitions import tool_definitions
-from customerio_mcp.tool_runner import ToolRunner
-from customerio_mcp.tool_selection import enabled_tools
+from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
+from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient, RetryPolicy
+from customerio_mcp.settings import Settings
+from customerio_mcp.tools.definitions import tool_definitions
+from customerio_mcp.tools.runner import ToolRunner
+from customerio_mcp.tools.selection import enabled_tools
 
 INSTRUCTIONS = (
     "Tools that send data to Customer.io: Track API (people, devices, events, segments, v2 entity/batch) and "

@@ -1,0 +1,1 @@
+"""The serving layer: MCP wiring (lowlevel ``Server``), stdio, and the SSE / Streamable HTTP apps."""
