@@ -1,6 +1,6 @@
 """Derive the request-body JSON Schemas the server ships from Customer.io's OpenAPI descriptions.
 
-Run from the repository root (the descriptions live in ``../shared/customerio-openapi``):
+Run from the repository root (the descriptions are vendored in ``openapi/``):
 
     python scripts/derive_schemas.py            # rewrite customerio_mcp/tools/request_schemas.json
     python scripts/derive_schemas.py --check    # exit 1 if the shipped file is stale
@@ -8,7 +8,7 @@ Run from the repository root (the descriptions live in ``../shared/customerio-op
 The output is deterministic (sorted keys, no timestamps), so the same inputs always give the
 same bytes and a test can prove the shipped file is what this script makes.
 
-What it changes, and why (see ``../shared/customerio-openapi/README.md``):
+What it changes, and why (see ``openapi/README.md``):
 
 - every ``$ref`` is inlined, so ``get_request_schema`` hands a model one self-contained schema;
 - ``oneOf`` becomes ``anyOf``: the descriptions' branches overlap (``{"id": ...}`` matches both
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCE = ROOT.parent / "shared" / "customerio-openapi"
+DEFAULT_SOURCE = ROOT / "openapi"
 OUTPUT = ROOT / "customerio_mcp" / "tools" / "request_schemas.json"
 
 # Operations the server does not wrap (deprecated upstream).

@@ -17,10 +17,7 @@ from tests.conftest import connect
 from tests.fake_customerio import FakeCustomerIO
 
 ROOT = Path(__file__).resolve().parent.parent
-OPENAPI = ROOT.parent / "shared" / "customerio-openapi"
-needs_openapi = pytest.mark.skipif(
-    not OPENAPI.is_dir(), reason="../shared/customerio-openapi is not beside this checkout"
-)
+OPENAPI = ROOT / "openapi"
 BODY_TOOLS = [tool for tool in TOOLS if tool.body is not None]
 
 
@@ -33,13 +30,11 @@ def _derive_module() -> Any:
     return module
 
 
-@needs_openapi
 def test_shipped_schemas_are_exactly_what_the_script_derives() -> None:
     shipped = (ROOT / "customerio_mcp" / "tools" / "request_schemas.json").read_text(encoding="utf-8")
     assert _derive_module().render(OPENAPI) == shipped
 
 
-@needs_openapi
 def test_examples_in_the_descriptions_are_accepted() -> None:
     checked = 0
     for tool in BODY_TOOLS:
@@ -107,3 +102,14 @@ def test_prepare_body_never_changes_the_callers_object() -> None:
     sent = prepare_body(TOOLS_BY_NAME["track_anonymous_event"], body)
     assert body == {"name": "e"}
     assert "id" in sent
+
+
+def test_vendored_descriptions_are_the_ones_the_readme_names() -> None:
+    """The vendored files are byte for byte what ``openapi/README.md`` says they are, with their licence."""
+    import hashlib
+
+    readme = (OPENAPI / "README.md").read_text(encoding="utf-8")
+    for name in ("track.json", "pipelines.json"):
+        digest = hashlib.sha256((OPENAPI / name).read_bytes()).hexdigest()
+        assert f"`{digest}`" in readme, f"{name} changed without its hash in openapi/README.md"
+    assert (OPENAPI / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
