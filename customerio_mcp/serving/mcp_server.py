@@ -21,6 +21,7 @@ from mcp.server import Server, ServerRequestContext
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient, RetryPolicy
+from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
 from customerio_mcp.tools.runner import ToolRunner
@@ -101,8 +102,7 @@ def create_server(
     connection shares one client and its connection pool.
     """
 
-    served = enabled_tools(settings)
-    schemas = {tool.name: tool.input_schema for tool in tool_definitions(served)}
+    schemas = {tool.name: tool.input_schema for tool in tool_definitions(enabled_tools(settings))}
 
     @asynccontextmanager
     async def lifespan(_: Server[AppState]) -> AsyncIterator[AppState]:
@@ -115,12 +115,14 @@ def create_server(
     async def list_tools(
         ctx: ServerRequestContext[AppState], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=list(tool_definitions(served)))
+        scope = scope_for(ctx)
+        tools = ctx.lifespan_context.runner.enabled(scope.narrowing)
+        return types.ListToolsResult(tools=list(tool_definitions(tuple(tools.values()))))
 
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
         state = ctx.lifespan_context
         with state.in_flight.track():
-            return await state.runner.call(params.name, params.arguments)
+            return await state.runner.call(params.name, params.arguments, scope_for(ctx))
 
     return Server(
         "customerio-mcp",

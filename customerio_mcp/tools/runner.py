@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,14 @@ from customerio_mcp.settings import Settings
 from customerio_mcp.tools.body_checks import check_person_identifier, parse_body, prepare_body
 from customerio_mcp.tools.definitions import MODES
 from customerio_mcp.tools.schemas import body_schema
-from customerio_mcp.tools.selection import enabled_tools, refuse_destructive_operations, why_disabled
+from customerio_mcp.tools.selection import (
+    EVERYTHING,
+    Narrowing,
+    destructive_allowed,
+    enabled_tools,
+    refuse_destructive_operations,
+    why_disabled,
+)
 from customerio_mcp.tools.table import REPLAY_SAFE_BODIES, TOOLS_BY_NAME, PathParam, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -50,23 +58,47 @@ def parse_flag(field: str, value: Any) -> bool:
     raise InputError(field, f"must be a boolean, got {value!r}", "pass true or false")
 
 
+@dataclass(frozen=True)
+class CallScope:
+    """What one request may do and where it goes: set by the serving layer for each request."""
+
+    client: CustomerIOClient
+    """The client of the workspace this request writes to."""
+    narrowing: Narrowing = EVERYTHING
+
+
 class ToolRunner:
     def __init__(self, client: CustomerIOClient, settings: Settings) -> None:
         self._client = client
         self._settings = settings
-        self._enabled = {tool.name: tool for tool in enabled_tools(settings)}
+        self._enabled: dict[Narrowing, dict[str, ToolSpec]] = {}
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    @property
+    def default_scope(self) -> CallScope:
+        """The scope of a request that carries nothing of its own (stdio, static token)."""
+        return CallScope(self._client)
+
+    def enabled(self, narrowing: Narrowing = EVERYTHING) -> dict[str, ToolSpec]:
+        """The tools served to a request with ``narrowing``, by name; computed once per narrowing."""
+        found = self._enabled.get(narrowing)
+        if found is None:
+            found = self._enabled[narrowing] = {tool.name: tool for tool in enabled_tools(self._settings, narrowing)}
+        return found
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, scope: CallScope | None = None
+    ) -> types.CallToolResult:
+        scope = scope or self.default_scope
         try:
-            tool = self._tool(name)
+            tool = self._tool(name, scope.narrowing)
             args = dict(arguments or {})
             _reject_unknown_arguments(tool, args)
             if tool.body is not None and _mode(args) == "get_request_schema":
                 return _schema_result(tool)
-            request = self.build_request(tool, args)
+            request = self.build_request(tool, args, scope.narrowing)
             if self._settings.dry_run:
-                return _dry_run_result(tool, self._client.preview(request))
-            response = await self._client.send(request)
+                return _dry_run_result(tool, scope.client.preview(request))
+            response = await scope.client.send(request)
             return _success(tool, request, response)
         except CustomerIOMCPError as error:
             logger.info("%s failed: %s", name, type(error).__name__)
@@ -81,19 +113,21 @@ class ToolRunner:
                 ),
             )
 
-    def _tool(self, name: str) -> ToolSpec:
-        tool = self._enabled.get(name)
+    def _tool(self, name: str, narrowing: Narrowing) -> ToolSpec:
+        enabled = self.enabled(narrowing)
+        tool = enabled.get(name)
         if tool is not None:
             return tool
         if name in TOOLS_BY_NAME:
             raise UnknownToolError(
                 "name",
-                f"the tool {name!r} is not enabled on this server: {why_disabled(TOOLS_BY_NAME[name], self._settings)}",
-                f"use one of the tools this server lists: {', '.join(self._enabled)}",
+                f"the tool {name!r} is not enabled on this server: "
+                f"{why_disabled(TOOLS_BY_NAME[name], self._settings, narrowing)}",
+                f"use one of the tools this server lists: {', '.join(enabled)}",
             )
-        raise UnknownToolError("name", f"there is no tool {name!r}", f"call one of: {', '.join(self._enabled)}")
+        raise UnknownToolError("name", f"there is no tool {name!r}", f"call one of: {', '.join(enabled)}")
 
-    def build_request(self, tool: ToolSpec, args: dict[str, Any]) -> ApiRequest:
+    def build_request(self, tool: ToolSpec, args: dict[str, Any], narrowing: Narrowing = EVERYTHING) -> ApiRequest:
         """Every local check, and the exact request to send; raises InputError with nothing sent."""
         path = tool.path
         for param in tool.path_params:
@@ -110,7 +144,7 @@ class ToolRunner:
             body = {"unsubscribe": True if flag is None else parse_flag("set_unsubscribed_attribute", flag)}
         elif tool.body is not None:
             body = parse_body(args.get("request_body"))
-            if self._settings.disable_destructive:
+            if not destructive_allowed(self._settings, narrowing):
                 refuse_destructive_operations(tool, body)
             body = prepare_body(tool, body)
         return ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe)

@@ -1,13 +1,15 @@
 """Which tools the model sees, and what the no-destructive mode refuses.
 
-Operators choose with ``--toolsets`` / ``--tools`` and ``--no-destructive``. A tool that is not
-enabled is neither listed nor callable. In no-destructive mode the tools whose only purpose is
-destructive disappear, and the two v2 tools that can carry any operation refuse the destructive
-ones, naming the operation, before anything is sent.
+Operators choose with ``--toolsets`` / ``--tools`` and ``--no-destructive``; one request can only
+narrow that choice further (a ``Narrowing``: an OAuth token without the destructive scope,
+``X-MCP-*`` headers), never widen it. A tool that is not enabled is neither listed nor callable. In
+no-destructive mode the tools whose only purpose is destructive disappear, and the two v2 tools that
+can carry any operation refuse the destructive ones, naming the operation, before anything is sent.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from customerio_mcp.errors import InputError
@@ -26,6 +28,22 @@ DESTRUCTIVE_ONLY = frozenset(
 DESTRUCTIVE_ACTIONS = frozenset({"delete", "delete_device", "delete_relationships", "suppress", "merge"})
 
 
+@dataclass(frozen=True)
+class Narrowing:
+    """What one request may use, within what the operator's settings allow; it can only take away."""
+
+    toolsets: frozenset[str] | None = None
+    """None: every toolset the settings enable."""
+    tools: frozenset[str] | None = None
+    """None: every tool the settings enable."""
+    no_destructive: bool = False
+    why_no_destructive: str = ""
+    """Said in errors when ``no_destructive`` comes from the request, e.g. the token's missing scope."""
+
+
+EVERYTHING = Narrowing()
+
+
 def unknown_tool_names(settings: Settings) -> str | None:
     """Why the allow-list cannot be served (names that are no tool), or None."""
     unknown = [name for name in settings.tools or () if name not in TOOLS_BY_NAME]
@@ -34,23 +52,29 @@ def unknown_tool_names(settings: Settings) -> str | None:
     return f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}"
 
 
-def enabled_tools(settings: Settings) -> tuple[ToolSpec, ...]:
-    allowed = set(settings.tools) if settings.tools is not None else None
-    return tuple(
-        tool
-        for tool in TOOLS
-        if tool.api in settings.toolsets
-        and (allowed is None or tool.name in allowed)
-        and not (settings.disable_destructive and tool.name in DESTRUCTIVE_ONLY)
-    )
+def destructive_allowed(settings: Settings, narrowing: Narrowing = EVERYTHING) -> bool:
+    return not (settings.disable_destructive or narrowing.no_destructive)
 
 
-def why_disabled(tool: ToolSpec, settings: Settings) -> str:
+def enabled_tools(settings: Settings, narrowing: Narrowing = EVERYTHING) -> tuple[ToolSpec, ...]:
+    return tuple(tool for tool in TOOLS if why_disabled(tool, settings, narrowing) is None)
+
+
+def why_disabled(tool: ToolSpec, settings: Settings, narrowing: Narrowing = EVERYTHING) -> str | None:
+    """Why ``tool`` is not served to this request, or None when it is."""
     if tool.api not in settings.toolsets:
         return f"the {tool.api} toolset is not enabled (CUSTOMERIO_TOOLSETS / --toolsets)"
     if settings.tools is not None and tool.name not in settings.tools:
         return "it is not in the allow-list (CUSTOMERIO_TOOLS / --tools)"
-    return "destructive tools are disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE / --no-destructive)"
+    if settings.disable_destructive and tool.name in DESTRUCTIVE_ONLY:
+        return "destructive tools are disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE / --no-destructive)"
+    if narrowing.toolsets is not None and tool.api not in narrowing.toolsets:
+        return f"this request narrowed the toolsets to {', '.join(sorted(narrowing.toolsets))}"
+    if narrowing.tools is not None and tool.name not in narrowing.tools:
+        return "this request narrowed the tools to an allow-list without it"
+    if narrowing.no_destructive and tool.name in DESTRUCTIVE_ONLY:
+        return f"destructive tools are disabled for this request ({narrowing.why_no_destructive or 'no-destructive'})"
+    return None
 
 
 def refuse_destructive_operations(tool: ToolSpec, body: dict[str, Any]) -> None:
