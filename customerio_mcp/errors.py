@@ -45,7 +45,9 @@ class InputError(CustomerIOMCPError):
     kind = "invalid_input"
 
     def __init__(self, field: str, problem: str, fix: str, **details: Any) -> None:
-        super().__init__(f"Invalid `{field}`: {problem}. Fix: {fix}. Nothing was sent to Customer.io.", **details)
+        super().__init__(
+            f"`{field}` {problem.rstrip('.')}. Fix: {fix.rstrip('.')}. Nothing was sent to Customer.io.", **details
+        )
         self.field = field
         self.details = {"field": field, **details}
 

@@ -1,46 +1,62 @@
-"""Derive the request-body JSON Schemas the server ships from Customer.io's OpenAPI descriptions.
+"""Derive the compact request-body JSON Schemas the server validates with from Customer.io's OpenAPI descriptions.
 
 Run from the repository root (the descriptions are vendored in ``openapi/``):
 
-    python scripts/derive_schemas.py            # rewrite customerio_mcp/tools/request_schemas.json
-    python scripts/derive_schemas.py --check    # exit 1 if the shipped file is stale
+    python scripts/derive_schemas.py                     # rewrite customerio_mcp/tools/request_schemas.json
+    python scripts/derive_schemas.py --check             # exit 1 if the shipped file is stale
+    python scripts/derive_schemas.py --relaxations-table # the README's table of relaxations
 
-The output is deterministic (sorted keys, no timestamps), so the same inputs always give the
-same bytes and a test can prove the shipped file is what this script makes.
+The output is deterministic (sorted keys, no timestamps), so a test can prove the shipped file is
+exactly what this script makes. Each endpoint's schema is JSON Schema 2020-12, self-contained
+(``$ref`` only to its own ``$defs``), at most 16 KB of compact JSON, and it is the schema local
+validation uses and ``get_request_schema`` returns. The stages, in order:
 
-What it changes, and why (see ``openapi/README.md``):
-
-- every ``$ref`` is inlined, so ``get_request_schema`` hands a model one self-contained schema;
-- ``oneOf`` becomes ``anyOf``: the descriptions' branches overlap (``{"id": ...}`` matches both
-  the ``id`` and the ``email`` branch of ``merge_customers``), and strict ``oneOf`` would refuse
-  calls Customer.io accepts;
-- OpenAPI 3.0 ``nullable: true`` becomes a ``"null"`` type, ``example`` becomes JSON Schema
-  ``examples``, and ``x-*`` vendor keys go;
-- the v2 person ``page`` operation is declared with ``action: "screen"`` (a copy-paste slip in
-  the description); its enum is corrected to ``"page"`` so page views validate;
-- Pipelines ``integrations`` may be ``null``: the description's own ``/track`` example sends
-  ``"integrations": null``.
+1. **OpenAPI to JSON Schema**: every ``$ref`` inlined, ``nullable`` becomes a ``"null"`` type,
+   ``oneOf`` becomes ``anyOf`` (the descriptions' branches overlap: ``{"id": ...}`` matches both the
+   ``id`` and the ``email`` branch of ``merge_customers``), ``x-*`` keys go.
+2. **Simplify**: examples and long prose go (one short description per field stays), ``allOf``
+   parts are merged into one object, nested unions are flattened into one list of branches.
+3. **Relaxations and rules** (``RELAXATIONS``, ``RULES``): where Customer.io's documented behaviour
+   or its own client libraries are more lenient than the description, the lenient side wins; where
+   a value is certainly wrong (a timestamp in milliseconds, an empty batch), a rule refuses it.
+4. **Discriminated unions**: unions told apart by ``type`` (and ``action``) become ``if``/``then``
+   chains, so a validator reports a problem inside the branch the body's own ``type``/``action``
+   select, and an unknown pair is refused by an ``enum`` naming the valid ones.
+5. **Shared definitions**: every subschema that occurs more than once moves to ``$defs``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT / "openapi"
 OUTPUT = ROOT / "customerio_mcp" / "tools" / "request_schemas.json"
-
-# Operations the server does not wrap (deprecated upstream).
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
 SKIPPED = {("track", "POST /api/v1/push/events")}
-DRAFT = "http://json-schema.org/draft-07/schema#"
+"""Operations the server does not wrap (deprecated upstream)."""
+MAX_SCHEMA_BYTES = 16 * 1024
+DESCRIPTION_MAX = 70
+UNIX_SECONDS_MAX = 99_999_999_999
+"""Unix seconds stay below 10^11 until the year 5138; a larger value is milliseconds."""
+
+Schema = dict[str, Any]
+Node = Any
 
 
-def _resolve(node: Any, root: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+# -- stage 1: OpenAPI 3.0 to JSON Schema -------------------------------------------------------
+
+
+def _resolve(node: Node, root: Schema, seen: tuple[str, ...] = ()) -> Node:
     if isinstance(node, dict):
         if "$ref" in node:
             ref = node["$ref"]
@@ -56,21 +72,20 @@ def _resolve(node: Any, root: dict[str, Any], seen: tuple[str, ...] = ()) -> Any
     return node
 
 
-def _to_json_schema(node: Any) -> Any:
-    """Turn an OpenAPI 3.0 schema object into plain, lenient JSON Schema (draft 7)."""
+def _to_json_schema(node: Node) -> Node:
     if isinstance(node, list):
         return [_to_json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out: dict[str, Any] = {}
+    out: Schema = {}
     for key, value in node.items():
-        if key.startswith("x-") or key in {"nullable", "readOnly", "writeOnly", "discriminator"}:
+        if key.startswith("x-") or key in {"nullable", "readOnly", "writeOnly", "discriminator", "example"}:
+            continue
+        if key in {"examples", "externalDocs", "xml", "deprecated"}:
             continue
         if key == "oneOf":
             out["anyOf"] = _to_json_schema(value)
-        elif key == "example":
-            out["examples"] = [value]
-        elif key in {"properties", "patternProperties", "definitions"}:
+        elif key in {"properties", "patternProperties"}:
             out[key] = {name: _to_json_schema(sub) for name, sub in value.items()}
         else:
             out[key] = _to_json_schema(value)
@@ -83,58 +98,711 @@ def _to_json_schema(node: Any) -> Any:
     return out
 
 
-def _fix_v2_page_action(node: Any) -> int:
-    """Correct the ``action`` enum of v2 person page operations; returns how many were fixed."""
-    fixed = 0
+# -- stage 2: simplify ----------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def _short(description: str) -> str | None:
+    """The first sentence of a description, without markdown links, if it is short enough to help."""
+    text = _MARKDOWN_LINK.sub(r"\1", " ".join(description.split()))
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip()
+    return first if 0 < len(first) <= DESCRIPTION_MAX else None
+
+
+def _strip(node: Node, *, is_property: bool = False) -> Node:
+    """Drop titles (but a union branch's, its name), defaults of null and long prose."""
+    if isinstance(node, list):
+        return [_strip(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: Schema = {}
+    for key, value in node.items():
+        if key == "description":
+            short = _short(value) if is_property and isinstance(value, str) else None
+            if short:
+                out[key] = short
+        elif key in {"properties", "patternProperties"}:
+            out[key] = {name: _strip(sub, is_property=True) for name, sub in value.items()}
+        elif key in {"anyOf", "allOf"}:
+            out[key] = [_strip(branch) for branch in value]
+        elif key == "default" and value is None:
+            continue
+        else:
+            out[key] = _strip(value)
+    return out
+
+
+_OBJECT_KEYS = {"type", "properties", "required", "title", "description", "additionalProperties"}
+
+
+def _mergeable(part: Node) -> bool:
+    if not isinstance(part, dict) or not set(part) <= _OBJECT_KEYS | {"allOf"}:
+        return False
+    if part.get("type", "object") != "object":
+        return False
+    extra = part.get("additionalProperties")
+    return extra in (None, True, {})
+
+
+def _merge_property(first: Schema, second: Schema) -> Schema:
+    """One schema for a property two ``allOf`` parts both declare (enums intersect; prose: the first's)."""
+    if first == second:
+        return first
+    plain = {"type", "enum", "description"}
+    if set(first) <= plain and set(second) <= plain and first.get("type") == second.get("type"):
+        merged = {**second, **first}
+        if "enum" in first and "enum" in second:
+            merged["enum"] = [value for value in first["enum"] if value in second["enum"]]
+        return merged
+    return {"allOf": [first, second]}
+
+
+def _merge_allof(node: Node) -> Node:
+    """``allOf`` of plain object parts becomes one object: properties united, required united."""
+    if isinstance(node, list):
+        return [_merge_allof(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _merge_allof(value) for key, value in node.items()}
+    parts = node.get("allOf")
+    if not parts or not all(_mergeable(part) for part in parts):
+        return node
+    merged: Schema = {key: value for key, value in node.items() if key != "allOf"}
+    merged["type"] = "object"
+    properties: dict[str, Schema] = dict(merged.get("properties", {}))
+    required: list[str] = list(merged.get("required", []))
+    for part in parts:
+        for name, sub in part.get("properties", {}).items():
+            properties[name] = _merge_property(properties[name], sub) if name in properties else sub
+        required += [name for name in part.get("required", []) if name not in required]
+        if "additionalProperties" in part and "additionalProperties" not in merged:
+            merged["additionalProperties"] = part["additionalProperties"]
+        for key in ("title", "description"):
+            if key in part and key not in merged:
+                merged[key] = part[key]
+    if properties:
+        merged["properties"] = properties
+    if required:
+        merged["required"] = required
+    return merged
+
+
+def _flatten_unions(node: Node) -> Node:
+    """A branch that is only a union (and a title) is spliced into its parent union."""
+    if isinstance(node, list):
+        return [_flatten_unions(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _flatten_unions(value) for key, value in node.items()}
+    if "anyOf" not in node:
+        return node
+    branches = []
+    for branch in node["anyOf"]:
+        if isinstance(branch, dict) and "anyOf" in branch and set(branch) <= {"anyOf", "title", "description"}:
+            prefix = branch.get("title")
+            for inner in branch["anyOf"]:
+                title = " / ".join(filter(None, (prefix, inner.get("title"))))
+                branches.append({**inner, "title": title} if title else inner)
+        else:
+            branches.append(branch)
+    return {**node, "anyOf": branches}
+
+
+def simplify(schema: Schema) -> Schema:
+    return _flatten_unions(_merge_allof(_strip(schema)))
+
+
+# -- stage 3: relaxations and rules ---------------------------------------------------------------
+
+Endpoint = tuple[str, str]
+"""(api, "METHOD /path")."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One place where the shipped schema differs from the description, and why.
+
+    ``apply`` edits the endpoint's simplified schema in place and returns how many places it
+    changed: a change that no longer finds its target fails the derivation instead of silently
+    doing nothing after Customer.io updates a description.
+    """
+
+    endpoints: tuple[Endpoint, ...]
+    field: str
+    described: str
+    accepted: str
+    why: str
+    apply: Callable[[Schema], int]
+    before_simplifying: bool = False
+    """Apply to the converted description itself, while it still has its prose."""
+
+
+def _walk(node: Node) -> Iterator[Schema]:
     if isinstance(node, dict):
-        if "pageview" in str(node.get("description", "")) and "allOf" in node:
-            for part in node["allOf"]:
-                action = part.get("properties", {}).get("action")
-                if action and action.get("enum") == ["screen"]:
-                    action["enum"] = ["page"]
-                    fixed += 1
+        yield node
         for value in node.values():
-            fixed += _fix_v2_page_action(value)
+            yield from _walk(value)
     elif isinstance(node, list):
         for item in node:
-            fixed += _fix_v2_page_action(item)
-    return fixed
+            yield from _walk(item)
 
 
-def _allow_null_integrations(node: Any) -> None:
-    if isinstance(node, dict):
-        integrations = node.get("properties", {}).get("integrations")
+def _branches(schema: Schema) -> list[Schema]:
+    branches: list[Schema] = schema.get("anyOf", [schema])
+    return branches
+
+
+def _any_json_attributes(schema: Schema) -> int:
+    schema["additionalProperties"] = {}
+    return 1
+
+
+def _screen_without_anonymous_id(schema: Schema) -> int:
+    changed = 0
+    for branch in _branches(schema):
+        if branch.get("properties", {}).get("type", {}).get("enum") == ["screen"] and "anonymous_id" in branch.get(
+            "required", []
+        ):
+            branch["required"].remove("anonymous_id")
+            changed += 1
+    return changed
+
+
+def _numeric_form_id(schema: Schema) -> int:
+    changed = 0
+    for branch in schema["properties"]["data"]["anyOf"]:
+        identifier = branch.get("properties", {}).get("id")
+        if identifier is not None:
+            identifier["type"] = ["string", "number", "null"]
+            changed += 1
+    return changed
+
+
+def _pipelines_items(schema: Schema) -> Iterator[Schema]:
+    """The schemas of single Pipelines calls: the body itself, or each batch item union."""
+    if "batch" in schema.get("properties", {}):
+        yield schema["properties"]["batch"]["items"]
+    else:
+        yield schema
+
+
+def _merge_known_and_anonymous(call: Schema) -> Schema:
+    """One object for a call's "Known User" and "Anonymous User" branches, ids optional and nullable."""
+    properties: dict[str, Schema] = {}
+    required: list[str] | None = None
+    for branch in call["anyOf"]:
+        for name, sub in branch.get("properties", {}).items():
+            properties.setdefault(name, sub)
+        names = [name for name in branch.get("required", []) if name not in ("userId", "anonymousId")]
+        required = names if required is None else [name for name in required if name in names]
+    for name in ("userId", "anonymousId"):
+        properties[name] = {"type": ["string", "null"]}
+    merged: Schema = {"type": "object", "properties": properties}
+    title = call["anyOf"][0].get("title", "").rsplit(" / ", 1)[0]
+    if title and title != call["anyOf"][0].get("title"):
+        merged["title"] = title
+    if required:
+        merged["required"] = required
+    return merged
+
+
+def _nullable_ids(schema: Schema) -> int:
+    changed = 0
+    for items in _pipelines_items(schema):
+        groups: dict[str, list[Schema]] = {}
+        for branch in _branches(items):
+            title = branch.get("title", "")
+            if title.endswith(("Known User", "Anonymous User")):
+                groups.setdefault(title.rsplit(" / ", 1)[0] if " / " in title else "", []).append(branch)
+        if not groups:
+            continue
+        rebuilt = []
+        seen: set[str] = set()
+        for branch in _branches(items):
+            title = branch.get("title", "")
+            group = title.rsplit(" / ", 1)[0] if " / " in title else ""
+            if title.endswith(("Known User", "Anonymous User")):
+                if group not in seen:
+                    seen.add(group)
+                    rebuilt.append(_merge_known_and_anonymous({"anyOf": groups[group]}))
+                    changed += 1
+            else:
+                rebuilt.append(branch)
+        if "anyOf" in items and len(rebuilt) > 1:
+            items["anyOf"] = rebuilt
+        else:
+            items.clear()
+            items.update(rebuilt[0])
+    return changed
+
+
+def _batch_alias(alias_schema: Callable[[], Schema]) -> Callable[[Schema], int]:
+    def apply(schema: Schema) -> int:
+        items = schema["properties"]["batch"]["items"]
+        alias = copy.deepcopy(alias_schema())
+        alias["title"] = "Alias"
+        alias.setdefault("required", [])
+        if "type" not in alias["required"]:
+            alias["required"].append("type")
+        alias["properties"]["type"] = {"type": "string", "enum": ["alias"]}
+        items["anyOf"].append(alias)
+        return 1
+
+    return apply
+
+
+def _nullable_integrations(schema: Schema) -> int:
+    changed = 0
+    for node in _walk(schema):
+        integrations = (
+            node.get("properties", {}).get("integrations") if isinstance(node.get("properties"), dict) else None
+        )
         if isinstance(integrations, dict) and integrations.get("type") == "object":
             integrations["type"] = ["object", "null"]
-        for value in node.values():
-            _allow_null_integrations(value)
-    elif isinstance(node, list):
-        for item in node:
-            _allow_null_integrations(item)
+            changed += 1
+    return changed
+
+
+def _v2_page_action(schema: Schema) -> int:
+    """The description declares the person page operation with ``action: screen`` (a copy-paste slip).
+
+    Runs before simplifying: only the branch's prose ("pageview") tells it from the screen branch.
+    """
+    changed = 0
+    for node in _walk(schema):
+        if "pageview" in str(node.get("description", "")).lower() and "allOf" in node:
+            for part in node["allOf"]:
+                action = part.get("properties", {}).get("action") if isinstance(part, dict) else None
+                if action and action.get("enum") == ["screen"]:
+                    action["enum"] = ["page"]
+                    changed += 1
+    return changed
+
+
+# -- rules: certainly wrong values, refused with a precise message ----------------------------
+
+_TIMESTAMP_MESSAGE = "must be unix time in whole seconds, e.g. 1700000000 (not milliseconds, not an ISO date string)"
+
+
+def _unix_seconds(schema: Schema) -> int:
+    changed = 0
+    for node in _walk(schema):
+        for name, sub in node.get("properties", {}).items() if isinstance(node.get("properties"), dict) else ():
+            if name in ("timestamp", "_timestamp") and isinstance(sub, dict) and sub.get("type") == "integer":
+                sub["maximum"] = UNIX_SECONDS_MAX
+                sub["errorMessage"] = _TIMESTAMP_MESSAGE
+                sub["errorFix"] = "convert the time to whole seconds since 1970 (divide milliseconds by 1000)"
+                changed += 1
+    return changed
+
+
+def _non_empty_batch(schema: Schema) -> int:
+    schema.setdefault("required", [])
+    if "batch" not in schema["required"]:
+        schema["required"].append("batch")
+    schema["properties"]["batch"]["minItems"] = 1
+    return 1
+
+
+_IDENTITY = {
+    "anyOf": [
+        {"required": ["userId"], "properties": {"userId": {"type": "string", "minLength": 1}}},
+        {"required": ["anonymousId"], "properties": {"anonymousId": {"type": "string", "minLength": 1}}},
+    ],
+    "errorMessage": "needs `userId` or `anonymousId` (a non-empty string; the other may be omitted or null)",
+    "errorFix": "set `userId` to the person's id, or `anonymousId` to the visitor's anonymous id",
+}
+
+
+def _identity_required(schema: Schema) -> int:
+    changed = 0
+    for items in _pipelines_items(schema):
+        for branch in _branches(items):
+            kind = branch.get("properties", {}).get("type", {}).get("enum", [])
+            if kind and set(kind) <= {"identify", "track", "page", "screen", "group"}:
+                branch["allOf"] = [copy.deepcopy(_IDENTITY)]
+                changed += 1
+    return changed
+
+
+def _group_id_required(schema: Schema) -> int:
+    changed = 0
+    for items in _pipelines_items(schema):
+        for branch in _branches(items):
+            if branch.get("properties", {}).get("type", {}).get("enum") == ["group"]:
+                branch.setdefault("required", [])
+                if "groupId" not in branch["required"]:
+                    branch["required"].append("groupId")
+                branch["properties"]["groupId"] = {"type": "string", "minLength": 1}
+                changed += 1
+    return changed
+
+
+# -- stage 4: discriminated unions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Union:
+    """Where a union told apart by ``keys`` sits, and the key value that an absent key means."""
+
+    at: str
+    """"" for the body itself, "batch" for the items of its ``batch`` array."""
+    keys: tuple[str, ...]
+    default: str | None = None
+    definition: str = "operation"
+
+
+UNIONS: dict[Endpoint, Union] = {
+    ("track", "POST /api/v1/customers/{identifier}/events"): Union("", ("type",), "event", "event"),
+    ("track", "POST /api/v1/events"): Union("", ("type",), "event", "event"),
+    ("track", "POST /api/v2/entity"): Union("", ("type", "action")),
+    ("track", "POST /api/v2/batch"): Union("batch", ("type", "action")),
+    ("pipelines", "POST /batch"): Union("batch", ("type",), None, "call"),
+}
+
+
+def _key_values(branch: Schema, key: str) -> list[str]:
+    sub = branch.get("properties", {}).get(key, {})
+    if "const" in sub:
+        return [sub["const"]]
+    return [value for value in sub.get("enum", []) if isinstance(value, str)]
+
+
+def _definition_name(union: Union, values: tuple[str, ...]) -> str:
+    """``person.identify`` for a type/action pair; ``call.identify`` for one key (never the union's own name)."""
+    return ".".join(values) if len(values) > 1 else f"{union.definition}.{values[0]}"
+
+
+def discriminate(schema: Schema, union: Union, defs: dict[str, Schema]) -> tuple[Schema, list[list[str]]]:
+    """Turn the union into an ``if``/``then`` chain; return it and the valid key tuples, in order.
+
+    A branch whose key allows several values serves each of them unless another branch names
+    that value alone (the specific branch is what the description says of that kind).
+    """
+    by_values: dict[tuple[str, ...], Schema] = {}
+    specific: set[tuple[str, ...]] = set()
+    for branch in _branches(schema):
+        choices: list[tuple[str, ...]] = [()]
+        for key in union.keys:
+            choices = [(*done, value) for done in choices for value in _key_values(branch, key)]
+        if not choices or any(len(values) != len(union.keys) for values in choices):
+            raise ValueError(f"a branch of the union has no value for {union.keys}: {json.dumps(branch)[:200]}")
+        single = len(choices) == 1
+        for values in choices:
+            if values in specific and not single:
+                continue
+            if single or values not in by_values:
+                by_values[values] = branch
+            if single:
+                specific.add(values)
+    pairs = [list(values) for values in by_values]
+    first_key = union.keys[0]
+    firsts = list(dict.fromkeys(values[0] for values in by_values))
+    rules: list[Schema] = []
+    if len(union.keys) == 2:
+        second = union.keys[1]
+        for first in firsts:
+            seconds = [values[1] for values in by_values if values[0] == first]
+            rules.append(
+                {
+                    "if": {"properties": {first_key: {"const": first}}, "required": [first_key]},
+                    "then": {"properties": {second: {"enum": seconds}}},
+                }
+            )
+    for values, branch in by_values.items():
+        name = _definition_name(union, values)
+        if name in defs or name == union.definition:
+            raise ValueError(f"definition name {name} is used twice")
+        body = {key: value for key, value in branch.items() if key != "title"}
+        # The condition already fixed the keys' values: the branch states them as constants, without prose.
+        body["properties"] = {
+            **body.get("properties", {}),
+            **{key: {"const": value} for key, value in zip(union.keys, values, strict=True)},
+        }
+        defs[name] = body
+        condition: Schema = {
+            "properties": {key: {"const": value} for key, value in zip(union.keys, values, strict=True)}
+        }
+        if values[0] != union.default:
+            condition["required"] = list(union.keys)
+        rules.append({"if": condition, "then": {"$ref": f"#/$defs/{name}"}})
+    composite: Schema = {
+        "type": "object",
+        "properties": {first_key: {"type": "string", "enum": firsts}},
+        "allOf": rules,
+    }
+    required = [key for key in union.keys if union.default is None]
+    if required:
+        composite["required"] = required
+    return composite, pairs
+
+
+# -- stage 5: shared definitions ------------------------------------------------------------------
+
+FACTOR_MIN_BYTES = 80
+
+
+def _canonical(node: Node) -> str:
+    return json.dumps(node, sort_keys=True, separators=(",", ":"))
+
+
+def _count_subschemas(roots: dict[str, Node]) -> tuple[dict[str, int], dict[str, str]]:
+    """How often each (not tiny) subschema occurs, and a name for it from where it first occurs."""
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    stack: list[tuple[Node, str]] = list(roots.items())[::-1]
+    stack = [(node, name) for name, node in stack]
+    while stack:
+        node, name = stack.pop()
+        if isinstance(node, dict):
+            if "$ref" not in node:
+                text = _canonical(node)
+                if len(text) >= FACTOR_MIN_BYTES:
+                    counts[text] = counts.get(text, 0) + 1
+                    names.setdefault(text, name)
+            for key, value in reversed(node.items()):
+                if key in ("properties", "patternProperties"):
+                    stack.extend((sub, prop) for prop, sub in reversed(value.items()))
+                else:
+                    stack.append((value, name))
+        elif isinstance(node, list):
+            stack.extend((item, name) for item in reversed(node))
+    return counts, names
+
+
+def _replace(node: Node, text: str, reference: Schema) -> Node:
+    if isinstance(node, dict):
+        if _canonical(node) == text:
+            return dict(reference)
+        return {key: _replace(value, text, reference) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_replace(item, text, reference) for item in node]
+    return node
+
+
+def factor(schema: Schema, defs: dict[str, Schema]) -> None:
+    """Move every subschema that occurs more than once (and is not tiny) into ``defs``, largest first."""
+    while True:
+        counts, names = _count_subschemas({"body": schema, **defs})
+        repeated = sorted((len(text), text) for text, count in counts.items() if count > 1)
+        if not repeated:
+            return
+        _, text = repeated[-1]
+        base = names[text]
+        name = base if base not in defs else next(f"{base}{n}" for n in range(2, 100) if f"{base}{n}" not in defs)
+        reference = {"$ref": f"#/$defs/{name}"}
+        for key in list(defs):
+            defs[key] = _replace(defs[key], text, reference)
+        replaced = _replace(schema, text, reference)
+        schema.clear()
+        schema.update(replaced)
+        defs[name] = json.loads(text)
+
+
+# -- putting it together ----------------------------------------------------------------------------
+
+
+def _description_body(
+    document: Schema, path: str, method: str, early: tuple[Callable[[Schema], int], ...] = ()
+) -> Schema:
+    """The body schema of one operation, converted, with ``early`` changes applied, simplified."""
+    body = _resolve(document["paths"][path][method]["requestBody"], document)
+    converted = _to_json_schema(body["content"]["application/json"]["schema"])
+    for change in early:
+        if change(converted) == 0:
+            raise ValueError(f"{change.__name__} no longer applies to {method.upper()} {path}: update the script")
+    return simplify(converted)
+
+
+def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
+    def alias() -> Schema:
+        return _description_body(documents["pipelines"], "/alias", "post")
+
+    pipelines_calls = tuple(
+        ("pipelines", f"POST /{name}") for name in ("identify", "track", "page", "screen", "group", "batch")
+    )
+    person_events = ("track", "POST /api/v1/customers/{identifier}/events")
+    v2 = (("track", "POST /api/v2/entity"), ("track", "POST /api/v2/batch"))
+    relaxations = [
+        Change(
+            (("track", "PUT /api/v1/customers/{identifier}"),),
+            "`update_or_add_person` attribute values",
+            "string, integer or boolean",
+            "any JSON value (numbers such as 99.5, arrays, objects, null)",
+            "Customer.io's docs: attributes are strings, numbers or booleans and may hold complex JSON "
+            '("Storing and using JSON"); its `customerio` library passes them through (NaN as null)',
+            _any_json_attributes,
+        ),
+        Change(
+            (person_events,),
+            '`send_customer_event` `"type": "screen"`',
+            "`anonymous_id` required",
+            "no `anonymous_id` (the person is in the path)",
+            "the description's own example of a person's screen view has none",
+            _screen_without_anonymous_id,
+        ),
+        Change(
+            (("track", "POST /api/v1/forms/{form_id}/submit"),),
+            "`submit_form_response` `data.id`",
+            "string",
+            "string or number",
+            'the description\'s own example sends `"id": 12345`',
+            _numeric_form_id,
+        ),
+        Change(
+            pipelines_calls,
+            "Pipelines `userId`, `anonymousId`",
+            "string, one of them required",
+            "string or null, at least one a non-empty string",
+            "`customerio-cdp-analytics` sends the other one as null on every call",
+            _nullable_ids,
+        ),
+        Change(
+            (("pipelines", "POST /batch"),),
+            "`send_batch_requests` items",
+            "identify, track, page, screen, group",
+            "also alias",
+            "`customerio-cdp-analytics` sends alias calls only through `/v1/batch`",
+            _batch_alias(alias),
+        ),
+        Change(
+            pipelines_calls,
+            "Pipelines `integrations`",
+            "object",
+            "object or null",
+            'the description\'s own `/track` example sends `"integrations": null`',
+            _nullable_integrations,
+        ),
+        Change(
+            v2,
+            "v2 person `page` operation `action`",
+            '`"screen"`',
+            '`"page"`',
+            "a copy-paste slip in the description: the branch documents page views",
+            _v2_page_action,
+            before_simplifying=True,
+        ),
+    ]
+    rules = [
+        Change(
+            (person_events, ("track", "POST /api/v1/events"), *v2),
+            "`timestamp`, `_timestamp` (v1 events, v2 operations)",
+            "integer",
+            "integer below 10^11 (unix seconds)",
+            "a larger value is milliseconds, which Customer.io reads as a date thousands of years ahead",
+            _unix_seconds,
+        ),
+        Change(
+            (("track", "POST /api/v2/batch"), ("pipelines", "POST /batch")),
+            "`batch`",
+            "optional array",
+            "required, at least one item",
+            "an empty batch does nothing",
+            _non_empty_batch,
+        ),
+        Change(
+            pipelines_calls,
+            "Pipelines `userId` / `anonymousId`",
+            "one of them required",
+            "at least one of them a non-empty string",
+            "Customer.io cannot attribute a call without either",
+            _identity_required,
+        ),
+        Change(
+            (("pipelines", "POST /group"), ("pipelines", "POST /batch")),
+            "Pipelines group `groupId`",
+            "optional on some branches",
+            "required, non-empty",
+            "a group call without a group does nothing",
+            _group_id_required,
+        ),
+    ]
+    return relaxations, rules
 
 
 def derive(source: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"_source": {}}
-    for api in ("track", "pipelines"):
-        raw = (source / f"{api}.json").read_bytes()
-        result["_source"][f"{api}.json"] = hashlib.sha256(raw).hexdigest()
-        document = json.loads(raw)
+    raw = {api: (source / f"{api}.json").read_bytes() for api in ("track", "pipelines")}
+    documents = {api: json.loads(text) for api, text in raw.items()}
+    relaxations, rules = _changes(documents)
+    result: dict[str, Any] = {"_source": {f"{api}.json": hashlib.sha256(text).hexdigest() for api, text in raw.items()}}
+    unions: dict[str, Any] = {}
+    for api, document in documents.items():
         bodies: dict[str, Any] = {}
         for path, operations in document["paths"].items():
             for method, operation in operations.items():
-                if method == "parameters" or "requestBody" not in operation:
-                    continue
                 key = f"{method.upper()} {path}"
-                if (api, key) in SKIPPED:
+                if method == "parameters" or "requestBody" not in operation or (api, key) in SKIPPED:
                     continue
-                body = _resolve(operation["requestBody"], document)
-                schema = _to_json_schema(body["content"]["application/json"]["schema"])
-                _fix_v2_page_action(schema)
-                if api == "pipelines":
-                    _allow_null_integrations(schema)
-                bodies[key] = {"$schema": DRAFT, **schema}
+                applicable = [change for change in (*relaxations, *rules) if (api, key) in change.endpoints]
+                early = tuple(change.apply for change in applicable if change.before_simplifying)
+                schema = _description_body(document, path, method, early)
+                for change in applicable:
+                    if not change.before_simplifying and change.apply(schema) == 0:
+                        raise ValueError(f"{change.field} no longer applies to {api} {key}: update the script")
+                defs: dict[str, Schema] = {}
+                union = UNIONS.get((api, key))
+                if union is not None:
+                    target = schema["properties"]["batch"] if union.at == "batch" else None
+                    composite, pairs = discriminate(target["items"] if target else schema, union, defs)
+                    defs[union.definition] = composite
+                    if target is not None:
+                        target["items"] = {"$ref": f"#/$defs/{union.definition}"}
+                    else:
+                        schema = {"$ref": f"#/$defs/{union.definition}"}
+                    unions[f"{api} {key}"] = {
+                        "at": union.at,
+                        "keys": list(union.keys),
+                        "default": union.default,
+                        "definition": union.definition,
+                        "valid": pairs,
+                    }
+                factor(schema, defs)
+                out = {"$schema": DRAFT, **schema}
+                if defs:
+                    out["$defs"] = dict(sorted(defs.items()))
+                size = len(_canonical(out).encode())
+                if size > MAX_SCHEMA_BYTES:
+                    raise ValueError(f"{api} {key}: {size:,} bytes, over the {MAX_SCHEMA_BYTES:,}-byte budget")
+                bodies[key] = out
         result[api] = dict(sorted(bodies.items()))
+    result["_unions"] = unions
     return result
+
+
+CONVERSIONS = [
+    (
+        "every `oneOf` (e.g. `merge_customer_profiles` `primary`)",
+        "exactly one branch matches",
+        "at least one branch matches",
+        '`{"id": ...}` matches both the `id` and the `email` branch, neither of which requires its key',
+    ),
+    (
+        "Pipelines single calls `type`",
+        "required",
+        "optional; the tool fills it from the endpoint",
+        "the endpoint already says which call it is",
+    ),
+]
+"""Relaxations made by the conversion itself (stage 1) or by the tool, listed with the others."""
+
+
+def relaxations_table(source: Path = DEFAULT_SOURCE) -> str:
+    documents = {api: json.loads((source / f"{api}.json").read_bytes()) for api in ("track", "pipelines")}
+    relaxations, _ = _changes(documents)
+    rows = ["| field | the description says | we accept | why |", "|---|---|---|---|"]
+    rows += [f"| {c.field} | {c.described} | {c.accepted} | {c.why} |" for c in relaxations]
+    rows += [f"| {field} | {described} | {accepted} | {why} |" for field, described, accepted, why in CONVERSIONS]
+    return "\n".join(rows) + "\n"
+
+
+def rules_table(source: Path = DEFAULT_SOURCE) -> str:
+    documents = {api: json.loads((source / f"{api}.json").read_bytes()) for api in ("track", "pipelines")}
+    _, rules = _changes(documents)
+    rows = ["| field | the description says | we require | why |", "|---|---|---|---|"]
+    rows += [f"| {c.field} | {c.described} | {c.accepted} | {c.why} |" for c in rules]
+    return "\n".join(rows) + "\n"
 
 
 def render(source: Path) -> str:
@@ -143,13 +811,17 @@ def render(source: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--source", type=Path, default=DEFAULT_SOURCE, help="folder holding track.json and pipelines.json"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the shipped file differs from a fresh derivation"
-    )
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder with track.json, pipelines.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the shipped file differs from a derivation")
+    parser.add_argument("--relaxations-table", action="store_true", help="print the README's relaxations table")
+    parser.add_argument("--rules-table", action="store_true", help="print the README's rules table")
     args = parser.parse_args(argv)
+    if args.relaxations_table:
+        sys.stdout.write(relaxations_table(args.source))
+        return 0
+    if args.rules_table:
+        sys.stdout.write(rules_table(args.source))
+        return 0
     text = render(args.source)
     if args.check:
         if OUTPUT.read_text(encoding="utf-8") != text:

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from customerio_mcp.tools.schemas import validator_for
+from customerio_mcp.tools.schemas import compiled
 
 TRACK_ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/api/v1/accounts/region", None),
@@ -268,8 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _invalid(self, api: str, schema_key: str, body: Any) -> str | None:
         if not isinstance(body, dict):
             return "request body must be a JSON object"
-        errors = sorted(validator_for(api, schema_key).iter_errors(body), key=lambda e: list(e.path))
-        return errors[0].message if errors else None
+        error = next(iter(compiled(api, schema_key).iter_errors(body)), None)
+        return error.message[:300] if error is not None else None
 
     def _success(self, api: str, route: str) -> tuple[int, Any]:
         fake = self.fake

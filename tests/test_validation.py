@@ -13,7 +13,7 @@ BIG = "x" * 40_000
 
 # tool, arguments, field named in the error, words the explanation must contain
 BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
-    ("no_such_tool", {}, "name", "there is no tool 'no_such_tool'"),
+    ("no_such_tool", {}, "name", "which is no tool of this server"),
     (
         "send_customer_event",
         {"customer_identifier": "1", "request_body": '{"name": "e",}'},
@@ -22,32 +22,32 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("send_customer_event", {"customer_identifier": "1", "request_body": "[1, 2]"}, "request_body", "not an array"),
     ("send_customer_event", {"customer_identifier": "1", "request_body": ["name"]}, "request_body", "not an array"),
-    ("send_customer_event", {"customer_identifier": "1", "request_body": 5}, "request_body", "not a number"),
+    ("send_customer_event", {"customer_identifier": "1", "request_body": 5}, "request_body", "not an integer"),
     ("send_customer_event", {"customer_identifier": "1"}, "request_body", "is required when mode is 'execute'"),
-    ("send_customer_event", {"customer_identifier": "1", "request_body": {}}, "request_body", "'name' is a required"),
+    ("send_customer_event", {"customer_identifier": "1", "request_body": {}}, "request_body.name", "is required"),
     (
         "send_customer_event",
         {"customer_identifier": "1", "request_body": {"name": 5}},
         "request_body.name",
-        "5 is not of type 'string'",
+        "must be a string, not an integer (5)",
     ),
     (
         "send_customer_event",
         {"customer_identifier": "1", "request_body": {"name": "e", "timestamp": "yesterday"}},
         "request_body.timestamp",
-        "is not of type 'integer'",
+        "must be unix time in whole seconds, e.g. 1700000000",
     ),
     (
         "merge_customer_profiles",
         {"request_body": {"primary": {"id": "1"}}},
-        "request_body",
-        "'secondary' is a required",
+        "request_body.secondary",
+        "is required",
     ),
     (
         "add_device_to_customer_profile",
         {"unique_person_identifier": "1", "request_body": {"device": {}}},
-        "request_body.device",
-        "required",
+        "request_body.device.id",
+        "is required",
     ),
     (
         "send_customer_event",
@@ -71,19 +71,19 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         "add_people_to_segment",
         {"segment_identifier": "abc", "request_body": {"ids": ["1"]}},
         "segment_identifier",
-        "positive integer",
+        "positive whole number",
     ),
     (
         "add_people_to_segment",
         {"segment_identifier": 0, "request_body": {"ids": ["1"]}},
         "segment_identifier",
-        "positive integer",
+        "positive whole number",
     ),
     (
         "add_people_to_segment",
         {"segment_identifier": True, "request_body": {"ids": ["1"]}},
         "segment_identifier",
-        "positive integer",
+        "positive whole number",
     ),
     (
         "add_people_to_segment",
@@ -95,7 +95,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         "add_people_to_segment",
         {"segment_identifier": 1, "request_body": {"ids": "1"}},
         "request_body.ids",
-        "not of type 'array'",
+        "must be an array, not a string",
     ),
     (
         "global_unsubscribe_user",
@@ -115,10 +115,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         "request_body.type",
         "this tool sends 'track'",
     ),
-    ("track_user_event", {"request_body": {"userId": "1"}}, "request_body", "'event' is a required"),
-    ("alias_user_identity", {"request_body": {"userId": "1"}}, "request_body", "'previousId' is a required"),
-    ("send_batch_requests", {"request_body": {"batch": [{"userId": "1"}]}}, "request_body.batch[0].type", "is missing"),
-    ("send_batch_requests", {"request_body": {"batch": "all"}}, "request_body.batch", "not of type 'array'"),
+    ("track_user_event", {"request_body": {"userId": "1"}}, "request_body.event", "is required"),
+    ("alias_user_identity", {"request_body": {"userId": "1"}}, "request_body.previousId", "is required"),
+    (
+        "send_batch_requests",
+        {"request_body": {"batch": [{"userId": "1"}]}},
+        "request_body.batch[0].type",
+        "is required",
+    ),
+    ("send_batch_requests", {"request_body": {"batch": "all"}}, "request_body.batch", "must be an array"),
     (
         "manage_entity",
         {"request_body": {"type": "person", "action": "event", "identifiers": {"id": "1"}, "name": "n" * 101}},
@@ -213,7 +218,7 @@ async def test_bad_input_is_explained_and_nothing_is_sent(
         result = await client.call_tool(tool, arguments)
         text = result.content[0].text
         assert result.is_error
-        assert f"Invalid `{field}`" in text, text
+        assert text.startswith(f"`{field}` "), text
         assert explanation in text, text
         assert "Fix:" in text
         assert "Nothing was sent to Customer.io." in text

@@ -40,6 +40,8 @@ class ApiRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     replay_safe: bool = False
+    content: bytes | None = None
+    """The body's exact bytes, when the caller encoded them already (every attempt sends these)."""
 
 
 @dataclass(frozen=True)

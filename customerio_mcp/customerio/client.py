@@ -146,6 +146,14 @@ class CustomerIOClient:
             cached = self._authorization[api] = self._build_authorization(api)
         return cached
 
+    def missing_credentials(self, api: Api) -> list[str]:
+        """The variables a real call to ``api`` still needs (empty when it can be sent)."""
+        try:
+            self._build_authorization(api)
+        except ConfigurationError as error:
+            return list(error.details.get("missing", []))
+        return []
+
     def _build_authorization(self, api: Api) -> str:
         s = self._settings
         if api == "track":
@@ -244,8 +252,8 @@ class CustomerIOClient:
     async def _send_to(self, request: ApiRequest, base: str, region: str, context: str | None = None) -> ApiResponse:
         url = base + request.path
         headers = _request_headers(request, self.authorization(request.api))
-        content = None
-        if request.body is not None:
+        content = request.content
+        if content is None and request.body is not None:
             content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
         policy = self._retry
         started = anyio.current_time()

@@ -1,39 +1,68 @@
-"""Everything that happens to a request body before it may leave: parse, validate, add IDs, size.
+"""Everything that happens to a request body before it may leave: parse, check, add keys, measure, validate.
 
-Checks run in this order so that the sizes measured are the sizes sent: validation against the
-endpoint's schema, then deduplication keys (a ULID ``id`` on person events, a ``messageId`` on
-Pipelines calls) for any item that lacks one, then Customer.io's documented limits on the exact
-bytes that will be sent. Each failure is an ``InputError`` naming the field and the fix.
+The order puts the cheapest checks first, so that no body, however large or hostile, costs much
+to refuse:
+
+1. shape: a JSON object (or a string holding one), nesting at most 64 levels; a Pipelines call
+   gets its ``type`` from the endpoint;
+2. plain JSON and size: one encode refuses what JSON cannot carry (``NaN``, lone surrogates, huge
+   integers) and measures the body against Customer.io's size limit before anything else runs;
+3. deduplication keys (``id``, ``messageId``) for the items that lack one, then the exact bytes to
+   send, measured again, item by item for a batch;
+4. the endpoint's schema, with a validator compiled once (``schemas.compiled``), a batch item by
+   item, so the first failing item is explained alone;
+5. Customer.io's documented limits that a schema cannot state (event name and data sizes,
+   identifier lengths).
+
+Each failure is an ``InputError`` naming the field, the rule and the fix; nothing is sent.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from typing import Any
 
-from ulid import ULID
-
 from customerio_mcp.errors import InputError
-from customerio_mcp.tools.schemas import validator_for
+from customerio_mcp.tools import json_hygiene
+from customerio_mcp.tools.dedupe_keys import KeySource, with_key
+from customerio_mcp.tools.schema_errors import SCHEMA_HINT, explain, json_type
+from customerio_mcp.tools.schemas import compiled, explainer, union_for
 from customerio_mcp.tools.table import ToolSpec
 
 KB = 1024
 PERSON_ID_MAX = 150
+PATH_PARAMETER_MAX = 1_000
 EVENT_NAME_MAX = 100
 EVENT_DATA_MAX = 100_000
 V2_OPERATION_MAX = 32 * KB
 V2_BATCH_MAX = 500 * KB
 PIPELINES_CALL_MAX = 32 * KB
 PIPELINES_BATCH_MAX = 500 * KB
-PIPELINES_BATCH_TYPES = ("identify", "track", "page", "screen", "group")
 V2_EVENT_ACTIONS = frozenset({"event", "page", "screen"})
-MAX_MESSAGE = 300
-SCHEMA_HINT = "call this tool with mode='get_request_schema' to see the body's JSON Schema"
 
 
-def encoded_size(value: Any) -> int:
-    """Bytes of ``value`` as the client serialises it (compact UTF-8 JSON)."""
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+@dataclass(frozen=True)
+class Limits:
+    whole: int
+    item: int | None
+    what: str
+    item_what: str
+
+
+LIMITS: dict[str, Limits] = {
+    "v2_entity": Limits(V2_OPERATION_MAX, None, "one v2 operation", ""),
+    "v2_batch": Limits(V2_BATCH_MAX, V2_OPERATION_MAX, "a v2 batch", "operation"),
+    "pipelines_call": Limits(PIPELINES_CALL_MAX, None, "one Pipelines call", ""),
+    "pipelines_batch": Limits(PIPELINES_BATCH_MAX, PIPELINES_CALL_MAX, "a Pipelines batch", "call"),
+}
+
+
+@dataclass(frozen=True)
+class PreparedBody:
+    body: dict[str, Any]
+    """What is sent, deduplication keys included."""
+    content: bytes
+    """Its exact bytes: every attempt sends these."""
 
 
 def parse_body(raw: Any) -> dict[str, Any]:
@@ -45,142 +74,157 @@ def parse_body(raw: Any) -> dict[str, Any]:
             f"pass the request body as a JSON object; {SCHEMA_HINT}",
         )
     if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                "request_body",
-                f"is a string but not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-                "send a JSON object (preferably as an object, not a string), with double-quoted keys and no "
-                "trailing commas",
-            ) from exc
+        raw = json_hygiene.parse(raw, "request_body")
     if not isinstance(raw, dict):
         raise InputError(
             "request_body",
-            f"must be a JSON object, not {_json_type(raw)}",
+            f"must be a JSON object, not {json_type(raw)}",
             f'wrap the fields in an object such as {{"name": ...}}; {SCHEMA_HINT}',
         )
     return raw
 
 
-def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``body`` for ``tool`` and return the body to send (a copy, with IDs added)."""
-    body = json.loads(json.dumps(body))  # a private deep copy, and proof that it is plain JSON
+def is_large(raw: Any) -> bool:
+    """Whether checking ``raw`` may take long enough to belong on a worker thread, not the event loop."""
+    if isinstance(raw, str):
+        return len(raw) > 64 * KB
+    batch = raw.get("batch") if isinstance(raw, dict) else None
+    return isinstance(batch, list) and len(batch) > 200
+
+
+def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
+    """Check ``body`` for ``tool`` and return what to send; raises InputError with nothing sent."""
     if tool.call_type is not None:
-        _fill_call_type(tool.call_type, body)
-    if tool.body == "pipelines_batch":
-        _check_batch_types(body)
+        body = _with_call_type(tool.call_type, body)
+    json_hygiene.check_depth(body, "request_body")
+    targets = _key_targets(tool, body)
+    limits = LIMITS.get(tool.body or "")
+    if limits is not None:
+        # Measure before anything costlier runs (keys for thousands of items included): the size with
+        # keys is the size as it came plus each key's exact length.
+        size = len(json_hygiene.check_and_encode(body)) + sum(_added_bytes(name, item) for item, name in targets)
+        _check_size(size, limits.whole, "request_body", limits.what)
+    body = _add_dedupe_keys(tool, body, targets)
+    content = json_hygiene.check_and_encode(body)
+    if limits is not None:
+        _check_size(len(content), limits.whole, "request_body", limits.what)
+        if limits.item is not None and len(content) > limits.item:
+            _check_items(body, limits)
     _validate(tool, body)
-    _add_dedupe_keys(tool, body)
     _check_limits(tool, body)
-    return body
+    return PreparedBody(body, content)
 
 
-def check_person_identifier(field: str, value: str) -> None:
-    size = len(value.encode())
-    if size > PERSON_ID_MAX:
+def check_path_parameter(field: str, value: str, limit: int) -> None:
+    size = len(value.encode(errors="surrogatepass"))
+    if size > limit:
+        what = "a person identifier" if limit == PERSON_ID_MAX else "a path parameter"
         raise InputError(
             field,
-            f"is {size} bytes; Customer.io allows at most {PERSON_ID_MAX} bytes for a person identifier",
-            "use the person's id, email or cio_id rather than a longer value",
+            f"is {size:,} bytes; Customer.io allows at most {limit:,} bytes for {what}",
+            "use the person's id, email or cio_id" if limit == PERSON_ID_MAX else "use the short identifier",
         )
 
 
-def _fill_call_type(call_type: str, body: dict[str, Any]) -> None:
-    given = body.setdefault("type", call_type)
+def _with_call_type(call_type: str, body: dict[str, Any]) -> dict[str, Any]:
+    given = body.get("type", call_type)
     if given != call_type:
         raise InputError(
             "request_body.type",
-            f"is {given!r} but this tool sends {call_type!r} calls",
-            f"remove `type` or set it to {call_type!r}, or use the tool for {given!r} calls",
+            f"is {json_type(given) if not isinstance(given, str) else repr(given[:100])} but this tool sends "
+            f"{call_type!r} calls",
+            f"remove `type` or set it to {call_type!r}, or use the tool for that kind of call",
         )
+    return body if "type" in body else {**body, "type": call_type}
 
 
-def _check_batch_types(body: dict[str, Any]) -> None:
-    batch = body.get("batch")
-    if not isinstance(batch, list):
-        return  # the schema check reports it
-    for index, item in enumerate(batch):
-        if isinstance(item, dict) and item.get("type") not in PIPELINES_BATCH_TYPES:
-            problem = "is missing" if "type" not in item else f"is {item['type']!r}"
-            raise InputError(
-                f"request_body.batch[{index}].type",
-                problem,
-                f"give every call in the batch a type: one of {', '.join(PIPELINES_BATCH_TYPES)}",
-            )
+KeyTarget = tuple[dict[str, Any], str]
+"""An item (the body itself, or a batch item) that lacks its deduplication key, and the key's name."""
+_KEY_BYTES = len('"":""') + 26
 
 
-def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
-    from jsonschema.exceptions import best_match
-
-    validator = validator_for(tool.api, tool.schema_key)
-    error = best_match(validator.iter_errors(body))
-    if error is None:
-        return
-    shapes: list[str] = []
-    while error.validator in ("anyOf", "oneOf") and error.context:
-        # Report the problem in the accepted shape the body came closest to, not "matches no shape".
-        branches: dict[int, list[Any]] = {}
-        for sub in error.context:
-            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-        index, closest = min(branches.items(), key=lambda item: (len(item[1]), item[0]))
-        title = error.validator_value[index].get("title") if isinstance(error.validator_value[index], dict) else None
-        if title:
-            shapes.append(title)
-        error = best_match(closest)
-    location = _location(error.absolute_path)
-    message = error.message if len(error.message) <= MAX_MESSAGE else error.message[:MAX_MESSAGE] + "…"
-    fix = "add the missing field" if error.validator == "required" else "correct the value"
-    if shapes:
-        fix += f" (closest accepted shape: {' / '.join(shapes)})"
-    raise InputError(location, message, f"{fix}; {SCHEMA_HINT}", schema_path="/".join(map(str, error.schema_path)))
+def _key_targets(tool: ToolSpec, body: dict[str, Any]) -> list[KeyTarget]:
+    kind = tool.body
+    if kind == "v1_event":
+        candidates, name = [body], "id"
+    elif kind == "pipelines_call":
+        candidates, name = [body], "messageId"
+    elif kind == "v2_entity":
+        candidates, name = [body] if _is_v2_event(body) else [], "id"
+    elif kind in ("v2_batch", "pipelines_batch") and isinstance(body.get("batch"), list):
+        if kind == "v2_batch":
+            candidates, name = [item for item in body["batch"] if _is_v2_event(item)], "id"
+        else:
+            candidates, name = [item for item in body["batch"] if isinstance(item, dict)], "messageId"
+    else:
+        return []
+    return [(item, name) for item in candidates if name not in item]
 
 
-def _location(path: Any) -> str:
-    text = "request_body"
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
+def _added_bytes(name: str, item: dict[str, Any]) -> int:
+    return _KEY_BYTES + len(name) + (1 if item else 0)
 
 
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), "null"
+def _is_v2_event(operation: Any) -> bool:
+    return (
+        isinstance(operation, dict)
+        and operation.get("type") == "person"
+        and isinstance(operation.get("action"), str)
+        and operation["action"] in V2_EVENT_ACTIONS
     )
 
 
-def _new_id() -> str:
-    return str(ULID())
-
-
-def _add_dedupe_keys(tool: ToolSpec, body: dict[str, Any]) -> None:
-    kind = tool.body
-    if kind == "v1_event":
-        body.setdefault("id", _new_id())
-    elif kind == "v2_entity":
-        _add_v2_id(body)
-    elif kind == "v2_batch":
-        for operation in body.get("batch", []):
-            _add_v2_id(operation)
-    elif kind == "pipelines_call":
-        body.setdefault("messageId", _new_id())
-    elif kind == "pipelines_batch":
-        for call in body.get("batch", []):
-            if isinstance(call, dict):
-                call.setdefault("messageId", _new_id())
-
-
-def _add_v2_id(operation: Any) -> None:
-    if (
-        isinstance(operation, dict)
-        and operation.get("type") == "person"
-        and operation.get("action") in V2_EVENT_ACTIONS
-    ):
-        operation.setdefault("id", _new_id())
+def _add_dedupe_keys(tool: ToolSpec, body: dict[str, Any], targets: list[KeyTarget]) -> dict[str, Any]:
+    """``body`` with keys added to ``targets``, copying only what changes (the caller's object stays as is)."""
+    if not targets:
+        return body
+    keys = KeySource(len(targets))
+    if tool.body in ("v2_batch", "pipelines_batch"):
+        lacking = {id(item): name for item, name in targets}
+        batch = [with_key(item, lacking[id(item)], keys) if id(item) in lacking else item for item in body["batch"]]
+        return {**body, "batch": batch}
+    _, name = targets[0]
+    return with_key(body, name, keys)
 
 
 def _too_big(field: str, size: int, limit: int, what: str, fix: str) -> InputError:
     return InputError(field, f"is {size:,} bytes; Customer.io accepts at most {limit:,} bytes for {what}", fix)
+
+
+def _check_size(size: int, limit: int, field: str, what: str) -> None:
+    if size > limit:
+        fix = "split the batch into several smaller calls" if "batch" in what else "send less data per call"
+        raise _too_big(field, size, limit, what, fix)
+
+
+def _check_items(body: dict[str, Any], limits: Limits) -> None:
+    assert limits.item is not None
+    for index, item in enumerate(body.get("batch") or ()):
+        size = len(json_hygiene.encode(item))
+        if size > limits.item:
+            raise _too_big(
+                f"request_body.batch[{index}]",
+                size,
+                limits.item,
+                f"one {limits.item_what}",
+                f"split or shrink this {limits.item_what}",
+            )
+
+
+def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
+    api, key = tool.api, tool.schema_key
+    union = union_for(api, key)
+    if union is not None and union.at == "batch" and isinstance(body.get("batch"), list) and body["batch"]:
+        item_validator = compiled(api, key, item=True)
+        for index, item in enumerate(body["batch"]):
+            if not item_validator.is_valid(item):
+                raise explain(explainer(api, key, item=True), item, f"request_body.batch[{index}]", union)
+        if compiled(api, key).is_valid(body):
+            return
+        # Every item is valid, so the envelope is not: explain it with one item, not thousands.
+        raise explain(explainer(api, key), {**body, "batch": body["batch"][:1]}, "request_body", union, False)
+    if not compiled(api, key).is_valid(body):
+        raise explain(explainer(api, key), body, "request_body", union, union is not None and union.at == "")
 
 
 def _check_limits(tool: ToolSpec, body: dict[str, Any]) -> None:
@@ -188,32 +232,10 @@ def _check_limits(tool: ToolSpec, body: dict[str, Any]) -> None:
     if kind == "v1_event":
         _check_event(body, "request_body", "data")
     elif kind == "v2_entity":
-        size = encoded_size(body)
-        if size > V2_OPERATION_MAX:
-            raise _too_big("request_body", size, V2_OPERATION_MAX, "one v2 operation", "send less data per call")
         _check_v2_operation(body, "request_body")
     elif kind == "v2_batch":
-        _check_batch(body, V2_BATCH_MAX, V2_OPERATION_MAX, "a v2 batch", "operation")
-        for index, operation in enumerate(body.get("batch", [])):
+        for index, operation in enumerate(body["batch"]):
             _check_v2_operation(operation, f"request_body.batch[{index}]")
-    elif kind == "pipelines_call":
-        size = encoded_size(body)
-        if size > PIPELINES_CALL_MAX:
-            raise _too_big("request_body", size, PIPELINES_CALL_MAX, "one Pipelines call", "send fewer traits")
-    elif kind == "pipelines_batch":
-        _check_batch(body, PIPELINES_BATCH_MAX, PIPELINES_CALL_MAX, "a Pipelines batch", "call")
-
-
-def _check_batch(body: dict[str, Any], total_max: int, item_max: int, what: str, item: str) -> None:
-    for index, entry in enumerate(body.get("batch", [])):
-        size = encoded_size(entry)
-        if size > item_max:
-            raise _too_big(
-                f"request_body.batch[{index}]", size, item_max, f"one {item}", f"split or shrink this {item}"
-            )
-    size = encoded_size(body)
-    if size > total_max:
-        raise _too_big("request_body", size, total_max, what, "split the batch into several smaller calls")
 
 
 def _check_event(event: dict[str, Any], where: str, data_key: str) -> None:
@@ -226,18 +248,16 @@ def _check_event(event: dict[str, Any], where: str, data_key: str) -> None:
         )
     data = event.get(data_key)
     if data is not None:
-        size = encoded_size(data)
+        size = len(json_hygiene.encode(data))
         if size > EVENT_DATA_MAX:
             raise _too_big(f"{where}.{data_key}", size, EVENT_DATA_MAX, "event data", "send less event data")
 
 
-def _check_v2_operation(operation: Any, where: str) -> None:
-    if not isinstance(operation, dict):
-        return
+def _check_v2_operation(operation: dict[str, Any], where: str) -> None:
     identifiers = operation.get("identifiers")
     if operation.get("type") == "person" and isinstance(identifiers, dict):
         for key in ("id", "email", "cio_id"):
             if isinstance(identifiers.get(key), str):
-                check_person_identifier(f"{where}.identifiers.{key}", identifiers[key])
+                check_path_parameter(f"{where}.identifiers.{key}", identifiers[key], PERSON_ID_MAX)
     if operation.get("action") in V2_EVENT_ACTIONS:
         _check_event(operation, where, "attributes")

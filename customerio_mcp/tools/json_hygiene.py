@@ -1,0 +1,149 @@
+"""Is a request body plain JSON that Customer.io can read, and what are its exact bytes?
+
+A body arrives as a Python value (the MCP client's JSON, already parsed) or as a string we parse.
+Either way it can hold what JSON cannot carry or what would crash a recursive walk: ``Infinity`` or
+``NaN`` (``1e400`` parses as infinity), an integer of thousands of digits, a lone UTF-16 surrogate
+escaped in a string, or nesting a thousand levels deep. Each is an input error naming the field,
+found before anything is validated or sent.
+
+The common case pays for one C-speed ``json.dumps``, whose bytes are the ones sent: the encoder
+itself refuses non-finite numbers and lone surrogates, and a regular expression over its output
+spots long digit runs. Only when one of those fires is the body walked, to name the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from customerio_mcp.errors import InputError
+from customerio_mcp.text_safety import shown
+from customerio_mcp.tools.schema_errors import location
+
+MAX_DEPTH = 64
+"""Objects and arrays nested deeper than this are refused; real payloads use a handful of levels."""
+MAX_INTEGER_DIGITS = 20
+"""An unsigned 64-bit integer has 20 digits; Customer.io cannot store a longer one as a number."""
+_LONG_NUMBER = re.compile(rb"(?<![\w.\"\\])-?\d{%d,}" % (MAX_INTEGER_DIGITS + 1))
+
+
+def encode(body: Any) -> bytes:
+    """The exact bytes sent for ``body``: compact UTF-8 JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def parse(text: str, where: str) -> Any:
+    """Parse a body given as a string, turning every way it can fail into an InputError."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            where,
+            f"is a string but not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            "send a JSON object (preferably as an object, not a string), with double-quoted keys and no "
+            "trailing commas",
+        ) from exc
+    except RecursionError as exc:
+        raise _too_deep(where) from exc
+    except _NonFinite as exc:
+        raise _non_finite(where, exc.args[0]) from exc
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits
+        raise InputError(
+            where,
+            "holds an integer too long to be a number",
+            f"send numbers of at most {MAX_INTEGER_DIGITS} digits (longer identifiers as strings)",
+        ) from exc
+
+
+def check_and_encode(body: Any, where: str = "request_body") -> bytes:
+    """Refuse what JSON or Customer.io cannot carry; return the exact bytes to send."""
+    check_depth(body, where)
+    try:
+        data = encode(body)
+    except (ValueError, UnicodeEncodeError, RecursionError, TypeError):
+        raise _locate(body, where) or InputError(where, "is not plain JSON", "send a JSON object") from None
+    if _LONG_NUMBER.search(data):
+        problem = _locate(body, where)
+        if problem is not None:
+            raise problem
+    return data
+
+
+def check_depth(body: Any, where: str) -> None:
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(body, 1, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep(location(where, path))
+        if isinstance(value, dict):
+            stack.extend(
+                (item, depth + 1, (*path, key)) for key, item in value.items() if isinstance(item, dict | list)
+            )
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, (*path, i)) for i, item in enumerate(value) if isinstance(item, dict | list))
+
+
+def _locate(body: Any, where: str) -> InputError | None:
+    """Walk ``body`` (known to be at most MAX_DEPTH deep) for the first value JSON cannot carry."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        field = location(where, path)
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not isinstance(key, str) or _bad_text(key):
+                    return InputError(field, f"has a key that is not valid text ({shown(key)})", "use plain text keys")
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, float) and not math.isfinite(value):
+            return _non_finite(field, repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > MAX_INTEGER_DIGITS:
+            return InputError(
+                field,
+                f"is an integer of {len(str(abs(value))):,} digits; at most {MAX_INTEGER_DIGITS} fit in a number",
+                "send a shorter number, or the value as a string",
+            )
+        elif isinstance(value, str) and _bad_text(value):
+            return InputError(
+                field,
+                "holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is not text",
+                "remove the escape or send the complete character",
+            )
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            return InputError(field, f"is {type(value).__name__}, not a JSON value", "send plain JSON values")
+    return None
+
+
+def _bad_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+def _non_finite(field: str, value: str) -> InputError:
+    return InputError(
+        field,
+        f"is {value}, which JSON cannot carry (numbers must be finite)",
+        "send a finite number, or null",
+    )
+
+
+def _too_deep(field: str) -> InputError:
+    return InputError(
+        field,
+        f"nests objects or arrays more than {MAX_DEPTH} levels deep",
+        "flatten the data; real payloads need only a few levels",
+    )

@@ -1,0 +1,90 @@
+"""What a tool call answers: the shapes of success, dry run, schema, and failure results.
+
+Every result has a one-line (or short) text a model reads first and structured content a program
+can rely on. Failures are ``isError`` results whose text is the error's own message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp_types as types
+
+from customerio_mcp.customerio.api import ApiRequest, ApiResponse
+from customerio_mcp.errors import CustomerIOMCPError
+from customerio_mcp.tools.schemas import body_schema
+from customerio_mcp.tools.table import ToolSpec
+
+MAX_TEXT_RESPONSE = 4_000
+
+
+def schema_result(tool: ToolSpec) -> types.CallToolResult:
+    """The body's JSON Schema, once, in the text (a model reads text; the schema is ≤ 16 KB)."""
+    note = (
+        f"JSON Schema of the request_body for {tool.name} ({tool.method} {tool.path}); nothing was sent. "
+        "Call again with mode='execute' and a request_body that matches it."
+    )
+    if tool.call_type is not None:
+        note += f" `type` is filled in as {tool.call_type!r} when omitted."
+    return types.CallToolResult(
+        content=[
+            types.TextContent(type="text", text=note + "\n" + json.dumps(body_schema(tool), separators=(",", ":")))
+        ],
+        structured_content={"tool": tool.name, "method": tool.method, "path": tool.path},
+    )
+
+
+def success_result(
+    tool: ToolSpec, request: ApiRequest, response: ApiResponse, sent_ids: dict[str, Any]
+) -> types.CallToolResult:
+    shaped: dict[str, Any] = {
+        "ok": True,
+        "status": response.status,
+        "api": tool.api,
+        "method": request.method,
+        "path": request.path,
+        "region": response.region,
+        "attempts": response.attempts,
+        "response": response.body,
+    }
+    if request.query:
+        shaped["query"] = dict(request.query)
+    if sent_ids:
+        shaped["sent_ids"] = sent_ids
+    tries = f"{response.attempts} attempt{'s' if response.attempts != 1 else ''}"
+    body_text = json.dumps(response.body, ensure_ascii=False)
+    if len(body_text) > MAX_TEXT_RESPONSE:
+        body_text = body_text[:MAX_TEXT_RESPONSE] + "… (truncated; see structured content)"
+    text = (
+        f"Done: {request.method} {request.path} -> {response.status} ({tool.api} API, region {response.region}, "
+        f"{tries}). Response: {body_text}"
+    )
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
+
+
+def dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) -> types.CallToolResult:
+    """The request that would have been sent, and what a real call would still need."""
+    lines = [
+        f"DRY RUN: nothing was sent to Customer.io. {tool.name} passed every local check; this is the request "
+        "that would have been sent:",
+        f"{preview['method']} {preview['url']}",
+    ]
+    if preview["body"] is not None:
+        lines.append(json.dumps(preview["body"], ensure_ascii=False))
+    if missing:
+        lines.append(f"A real call would also need {' and '.join(missing)} set in the server's environment.")
+    structured = {"ok": True, "dry_run": True, "tool": tool.name, "api": tool.api, "request": preview}
+    if missing:
+        structured["missing_credentials"] = missing
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text="\n".join(lines))], structured_content=structured
+    )
+
+
+def failure_result(name: str, error: CustomerIOMCPError) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=error.message)],
+        structured_content={"ok": False, "tool": name, "error": error.to_dict()},
+        is_error=True,
+    )

@@ -1,0 +1,183 @@
+"""A schema failure turned into an error a model can act on: the field, the rule it breaks, the fix.
+
+``jsonschema``'s own messages echo whole values ("[... 5,000 items ...] is too long") and name the
+parent when a property is missing. Here every message names the exact field (the missing property
+itself), states the rule ("at most 1000 items"), shows at most ~100 characters of the value, and
+says what the branch the body selected needs ("is required for a person `event`"). Within a union
+that no ``type``/``action`` selects (``identifiers``: one of id, email, cio_id) the error is
+reported in the branch the value came closest to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from customerio_mcp.errors import InputError
+from customerio_mcp.text_safety import shown
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+    from customerio_mcp.tools.schemas import UnionInfo
+
+SCHEMA_HINT = "call this tool with mode='get_request_schema' to see the body's JSON Schema"
+_JSON_TYPES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return {str: "a string", list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def location(where: str, path: Iterable[Any]) -> str:
+    text = where
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _one_of(values: Sequence[Any]) -> str:
+    return ", ".join(shown(value) for value in values)
+
+
+def _types(expected: Any) -> str:
+    names = [expected] if isinstance(expected, str) else list(expected)
+    return " or ".join(_JSON_TYPES.get(name, name) for name in names)
+
+
+def explain(
+    validator: Validator, instance: Any, where: str, union: UnionInfo | None = None, at_union: bool = True
+) -> InputError:
+    """Why ``instance`` (found at ``where``) fails ``validator``, as an InputError.
+
+    ``union`` is the type/action union the instance is (``at_union``) or holds, used to say which
+    branch a rule belongs to and, for an unknown pair, which pairs are valid.
+    """
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(instance))
+    assert error is not None, "explain() called for a valid instance"
+    shapes: list[str] = []
+    while error.validator in ("anyOf", "oneOf") and error.context and "errorMessage" not in error.schema:
+        branches: dict[int, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        index, closest = min(branches.items(), key=lambda item: (len(item[1]), item[0]))
+        branch_schema = error.validator_value[index]
+        if isinstance(branch_schema, dict) and branch_schema.get("title"):
+            shapes.append(branch_schema["title"])
+        error = best_match(closest)
+    selected = _selected(instance, union) if at_union else None
+    return _input_error(error, where, union if at_union else None, selected, shapes)
+
+
+def _selected(instance: Any, union: UnionInfo | None) -> tuple[str, ...] | None:
+    """The valid type/action values the instance itself selects, if it selects a known branch."""
+    if union is None or not isinstance(instance, dict):
+        return None
+    values = tuple(instance.get(key, union.default if key == union.keys[0] else None) for key in union.keys)
+    return values if values in union.valid else None
+
+
+def _branch_phrase(union: UnionInfo, values: tuple[str, ...]) -> str:
+    if len(values) == 2:
+        return f"for a {values[0]} `{values[1]}` operation"
+    if union.definition == "event":
+        return f"for an event of type `{values[0]}`"
+    return f"for a `{values[0]}` call"
+
+
+def _input_error(
+    error: ValidationError,
+    where: str,
+    union: UnionInfo | None,
+    selected: tuple[str, ...] | None,
+    shapes: list[str],
+) -> InputError:
+    path = list(error.absolute_path)
+    keyword, expected, value, schema = error.validator, error.validator_value, error.instance, error.schema
+    field = location(where, path)
+    phrase = f" {_branch_phrase(union, selected)}" if union is not None and selected is not None else ""
+    fix = "correct the value"
+    custom = schema.get("errorMessage") if isinstance(schema, dict) else None
+
+    if union is not None and len(path) == 1 and path[0] in union.keys and keyword in ("enum", "const"):
+        problem = f"is {shown(value)}: not a valid `{'`/`'.join(union.keys)}`"
+        fix = f"use one of the valid {'/'.join(union.keys)} values ({union.describe_valid()})"
+        return InputError(field, problem, fix, valid=[list(v) for v in union.valid])
+    if keyword == "required":
+        missing = next((name for name in expected if not isinstance(value, dict) or name not in value), expected[0])
+        field = location(where, [*path, missing])
+        if union is not None and not path and missing in union.keys:
+            return InputError(
+                field,
+                "is required",
+                f"set it to one of the valid {'/'.join(union.keys)} values ({union.describe_valid()})",
+                valid=[list(v) for v in union.valid],
+            )
+        described = schema.get("properties", {}).get(missing, {}) if isinstance(schema, dict) else {}
+        hint = described.get("description") if isinstance(described, dict) else None
+        problem = f"is required{phrase}"
+        fix = f"add `{missing}`" + (f" ({hint[0].lower()}{hint[1:].rstrip('.')})" if hint else "")
+    elif custom:
+        problem = custom
+        fix = schema.get("errorFix", fix)
+    elif keyword == "type":
+        problem = f"must be {_types(expected)}, not {json_type(value)} ({shown(value)})"
+    elif keyword == "enum":
+        problem = f"must be one of {_one_of(expected)} (got {shown(value)})"
+        fix = "use one of the listed values"
+    elif keyword == "const":
+        problem = f"must be {shown(expected)} (got {shown(value)})"
+    elif keyword in ("minItems", "maxItems"):
+        bound = "at least" if keyword == "minItems" else "at most"
+        count = len(value) if isinstance(value, list) else 0
+        needed = "allowed" if keyword == "maxItems" else "required"
+        problem = f"has {count:,} item{'s' if count != 1 else ''}; {bound} {expected:,} {needed}"
+        fix = "send fewer items per call" if keyword == "maxItems" else "add at least one item"
+    elif keyword in ("minLength", "maxLength"):
+        bound = "at least" if keyword == "minLength" else "at most"
+        size = len(value) if isinstance(value, str) else 0
+        problem = f"is {size:,} character{'s' if size != 1 else ''} long; {bound} {expected:,} allowed"
+    elif keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }
+        problem = f"must be {words[keyword]} {expected} (got {shown(value)})"
+    elif keyword in ("minProperties", "maxProperties"):
+        bound = "at least" if keyword == "minProperties" else "at most"
+        count = len(value) if isinstance(value, dict) else 0
+        problem = f"has {count} propert{'ies' if count != 1 else 'y'}; {bound} {expected} allowed"
+        if shapes:
+            fix = "keep exactly one identifier"
+    elif keyword == "additionalProperties":
+        extra = sorted(set(value) - set(schema.get("properties", {}))) if isinstance(value, dict) else []
+        problem = f"has unexpected propert{'ies' if len(extra) != 1 else 'y'} {_one_of(extra)}"
+        fix = "remove them"
+    elif keyword == "pattern":
+        problem = f"must match the pattern {shown(expected)} (got {shown(value)})"
+    else:
+        problem = f"breaks the schema's `{keyword}` rule (value {shown(value)})"
+    if shapes:
+        fix += f" (closest accepted shape: {' / '.join(shapes)})"
+    return InputError(field, problem, f"{fix}; {SCHEMA_HINT}", rule=keyword)
