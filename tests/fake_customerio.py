@@ -1,10 +1,13 @@
 """A fake Customer.io over real loopback HTTP: both APIs, Basic auth, body validation, faults.
 
-It answers on ``http://127.0.0.1:<port>`` with the Track API at the root and the Pipelines API
+It answers on ``http://127.0.0.1:<port>`` (or ``https://`` with ``tls=``, for clients that insist,
+like Customer.io's ``customerio`` library) with the Track API at the root and the Pipelines API
 under ``/v1``, checks the credentials each API expects, validates bodies against the same request
 schemas the package ships (derived from Customer.io's OpenAPI descriptions), records every request
-exactly as it arrived (raw percent-encoded path included) and can be told to misbehave: answer
-429 with Retry-After, 5xx, drop the connection, or answer slowly.
+exactly as it arrived (raw percent-encoded path included) and can be told to misbehave at the
+exact moment that matters: answer 429 with Retry-After or 5xx, answer slowly, drop the connection
+before reading the body (nothing was applied), after reading it (it may have been applied), or
+halfway through the answer (it was applied). ``Recorded.applied`` says which.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -67,6 +72,8 @@ class Recorded:
     """Lower-case names."""
     body: Any
     answered: int | None = None
+    applied: bool = False
+    """Whether the fake treated the request as processed (a real Customer.io would have applied it)."""
 
 
 @dataclass
@@ -75,6 +82,11 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     drop: bool = False
+    """Close the connection after reading the body, without answering (it may have been applied)."""
+    drop_before_body: bool = False
+    """Close the connection before reading the body (nothing can have been applied)."""
+    cut_response: bool = False
+    """Process the request, send the status line, headers and half the body, then close."""
     delay: float = 0.0
     route: str | None = None
     """Only requests to this route template are affected (None: any)."""
@@ -88,6 +100,7 @@ class FakeCustomerIO:
         api_key: str = "track-key-secret-abc",
         pipelines_key: str = "cdp-key-secret-xyz",
         region: str = "us",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.site_id = site_id
         self.api_key = api_key
@@ -107,12 +120,20 @@ class FakeCustomerIO:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def pipelines_url(self) -> str:
@@ -199,31 +220,29 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         split = urlsplit(self.path)
         raw_path = split.path
+        api, route, schema_key = self._route(raw_path)
+        fault = fake.take_fault(route)
+        if fault is not None and fault.drop_before_body:
+            fake.record(self._entry(api, route, raw_path, split.query, None))
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw_body) if raw_body else None
         except json.JSONDecodeError:
             body = "<invalid json>"
-        api, route, schema_key = self._route(raw_path)
-        entry = Recorded(
-            api=api,
-            method=self.command,
-            raw_path=raw_path,
-            route=route,
-            query=parse_qs(split.query),
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-        )
+        entry = self._entry(api, route, raw_path, split.query, body)
         fake.record(entry)
         if fake.over_rate_limit():
             self._answer(entry, 429, {"meta": {"error": "rate limited"}}, {"Retry-After": "1"})
             return
-        fault = fake.take_fault(route)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.drop:
+                entry.applied = True
                 self.close_connection = True
                 return
             if fault.status is not None:
@@ -246,7 +265,31 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = fake.next_response.pop(route)
             self._answer(entry, status, answer)
             return
-        self._answer(entry, *self._success(api, route))
+        status, answer = self._success(api, route)
+        if fault is not None and fault.cut_response:
+            entry.applied = True
+            payload = json.dumps({**(answer or {}), "padding": "x" * 64}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._answer(entry, status, answer)
+
+    def _entry(self, api: str, route: str, raw_path: str, query: str, body: Any) -> Recorded:
+        return Recorded(
+            api=api,
+            method=self.command,
+            raw_path=raw_path,
+            route=route,
+            query=parse_qs(query),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
 
     def _route(self, raw_path: str) -> tuple[str, str, str | None]:
         if raw_path.startswith("/v1/"):
@@ -282,6 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, entry: Recorded, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         entry.answered = status
+        entry.applied = entry.applied or 200 <= status < 300
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         for name, value in (headers or {}).items():
