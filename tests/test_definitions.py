@@ -45,7 +45,12 @@ DESTRUCTIVE = {
     "remove_user_from_segment",
     "manage_entity",
     "batch_process_requests",
+    "alias_user_identity",  # merges two profiles irreversibly
+    "track_user_event",  # semantic events such as "User Deleted"
+    "send_batch_requests",  # alias items and those events
+    "update_or_add_person",  # cio_relationships with delete_relationships
 }
+"""Every tool whose calls may delete, suppress or merge: MCP's destructiveHint (the README's table agrees)."""
 IDEMPOTENT = {
     "get_track_api_region",
     "update_or_add_person",
@@ -97,9 +102,10 @@ async def test_tools_list_names_parameters_and_annotations() -> None:
         assert set(tool.input_schema["properties"]) == PARAMETERS[tool.name], tool.name
         hints = tool.annotations
         assert bool(hints.read_only_hint) is (tool.name == "get_track_api_region")
-        assert hints.destructive_hint is (tool.name in DESTRUCTIVE), tool.name
-        assert hints.idempotent_hint is (tool.name in IDEMPOTENT), tool.name
-        assert hints.open_world_hint is True
+        assert hints.destructive_hint is (tool.name in DESTRUCTIVE), tool.name  # always given: its default is true
+        # Hints equal to their MCP defaults are omitted: idempotent false, open world true.
+        assert hints.idempotent_hint is (True if tool.name in IDEMPOTENT else None), tool.name
+        assert hints.open_world_hint is None
         if "request_body" in PARAMETERS[tool.name]:
             assert "Body:" in tool.description, tool.name
 
@@ -121,3 +127,35 @@ async def test_tools_list_fits_in_16_kb() -> None:
         result = await client.list_tools()
     size = len(json.dumps(result.model_dump(by_alias=True, mode="json", exclude_none=True), separators=(",", ":")))
     assert size <= 16 * 1024, size
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].split("/")[-1]]
+    return node
+
+
+async def test_v2_and_batch_descriptions_say_what_each_branch_needs() -> None:
+    """A model can call the union tools right the first time: every type/action pair, the identifiers shape,
+    and every field each action requires (nested required fields too) appear in the description."""
+    from customerio_mcp.tools.schemas import body_schema, union_for
+    from customerio_mcp.tools.table import TOOLS_BY_NAME
+
+    async with connect(Settings()) as client:
+        described = {tool.name: tool.description for tool in (await client.list_tools()).tools}
+    for name in ("manage_entity", "batch_process_requests", "send_batch_requests"):
+        tool = TOOLS_BY_NAME[name]
+        schema, union = body_schema(tool), union_for(tool.api, tool.schema_key)
+        text = described[name]
+        for values in union.valid:
+            for value in values:
+                assert value in text, (name, value)
+            branch = schema["$defs"][".".join(values) if len(values) == 2 else f"{union.definition}.{values[0]}"]
+            for field in branch.get("required", []):
+                assert field in text, (name, values, field)
+                nested = _resolve(schema, branch["properties"].get(field, {}))
+                for inner in nested.get("required", []):
+                    assert inner in text, (name, values, field, inner)
+    for name in ("manage_entity", "batch_process_requests"):
+        assert '"id"|"email"|"cio_id"' in described[name]
+        assert '"object_type_id": "1" (a string)' in described[name]

@@ -47,4 +47,4 @@ def test_inspector_strict_reports_no_problem(inspector: list[str], args: list[st
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "", done.stderr  # not even a warning
     tools = json.loads(done.stdout)["tools"]
-    assert len(tools) == (24 if not args else 7)
+    assert len(tools) == (24 if not args else 6)  # no-destructive hides alias_user_identity

@@ -89,7 +89,7 @@ def test_unknown_names_stop_the_server_at_start(args: list[str], variables: dict
 @pytest.mark.parametrize(
     ("args", "variables", "expected"),
     [
-        (["--toolsets", "pipelines", "--no-destructive"], {}, PIPELINES),
+        (["--toolsets", "pipelines", "--no-destructive"], {}, PIPELINES - {"alias_user_identity"}),
         (
             [],
             {"CUSTOMERIO_TOOLS": "manage_entity,delete_customer", "CUSTOMERIO_DISABLE_DESTRUCTIVE": "true"},
@@ -108,25 +108,6 @@ async def test_selection_over_the_network_transports(
     assert names == expected
     assert refused.is_error
     assert fake.requests == []
-
-
-# -- no-destructive mode ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("action", ["delete", "delete_device", "delete_relationships", "suppress", "merge"])
-async def test_no_destructive_refuses_destructive_v2_operations(fake: FakeCustomerIO, action: str) -> None:
-    operation = {"type": "person", "action": action, "identifiers": {"id": "1"}}
-    safe = {"type": "person", "action": "identify", "identifiers": {"id": "2"}, "attributes": {"plan": "pro"}}
-    async with connect(settings_for(fake, disable_destructive=True)) as client:
-        single = await client.call_tool("manage_entity", {"request_body": operation})
-        batch = await client.call_tool("batch_process_requests", {"request_body": {"batch": [safe, safe, operation]}})
-        allowed = await client.call_tool("batch_process_requests", {"request_body": {"batch": [safe]}})
-    assert single.is_error
-    assert f"`request_body.action` is '{action}', a destructive operation" in single.content[0].text
-    assert batch.is_error
-    assert batch.content[0].text.startswith("`request_body.batch[2].action` ")
-    assert not allowed.is_error
-    assert [r.raw_path for r in fake.requests] == ["/api/v2/batch"]
 
 
 # -- dry run ---------------------------------------------------------------------------------------

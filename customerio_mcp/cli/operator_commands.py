@@ -136,7 +136,7 @@ def print_tools(settings: Settings, out: TextIO = sys.stdout) -> int:
             name
             for name, on in (
                 ("read-only", tool.read_only),
-                ("destructive", tool.destructive),
+                ("destructive", tool.destructive_hint),
                 ("idempotent", tool.idempotent),
             )
             if on

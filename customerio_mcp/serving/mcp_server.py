@@ -29,8 +29,10 @@ from customerio_mcp.tools.selection import enabled_tools
 
 INSTRUCTIONS = (
     "Tools that send data to Customer.io: Track API (people, devices, events, segments, v2 entity/batch) and "
-    "Data Pipelines API (identify, track, page, screen, group, alias, batch). For tools with a request_body, "
-    "call with mode='get_request_schema' first when unsure of the body's shape. Errors say which field to fix."
+    "Data Pipelines API (identify, track, page, screen, group, alias, batch). request_body is a JSON object (a "
+    "string holding one is accepted too); tool descriptions say its fields. When unsure of its shape, call the tool "
+    "with mode='get_request_schema': it returns the body's JSON Schema and sends nothing. Errors name the field to "
+    "fix and the rule it breaks. Every tool writes to the open world (openWorldHint)."
 )
 
 

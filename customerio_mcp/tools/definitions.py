@@ -21,12 +21,10 @@ _MODE = {
     "type": "string",
     "enum": list(MODES),
     "default": "execute",
-    "description": "get_request_schema: return the body's JSON Schema, send nothing.",
+    "description": "get_request_schema: the body's JSON Schema; nothing sent",
 }
-_BODY = {
-    "type": "object",
-    "description": "The body: a JSON object (or JSON string).",
-}
+_BODY = {"type": "object"}
+"""Explained once, in the server's instructions, rather than 20 times here."""
 _STRICT = {
     "type": "boolean",
     "description": "Reject invalid calls instead of dropping them (default true).",
@@ -73,12 +71,12 @@ def tool_definition(tool: ToolSpec) -> types.Tool:
         title=tool.title,
         description=tool.description,
         input_schema=input_schema(tool),
-        # readOnlyHint is left out when false, its MCP default; destructiveHint (default true) is always given.
+        # Hints equal to their MCP defaults are left out (readOnly false, idempotent false, openWorld true),
+        # which keeps tools/list within 16 KB; destructiveHint defaults to true, so it is always given.
         annotations=types.ToolAnnotations(
             read_only_hint=tool.read_only or None,
-            destructive_hint=tool.destructive,
-            idempotent_hint=tool.idempotent,
-            open_world_hint=True,
+            destructive_hint=tool.destructive_hint,
+            idempotent_hint=tool.idempotent or None,
         ),
     )
 

@@ -40,6 +40,7 @@ from customerio_mcp.tools.selection import (
     enabled_tools,
     refuse_destructive_operations,
     why_disabled,
+    why_no_destructive,
 )
 from customerio_mcp.tools.table import TOOLS_BY_NAME, ToolSpec
 
@@ -139,7 +140,7 @@ class ToolRunner:
             return ApiRequest(tool.api, tool.method, path, query, headers, None, tool.replay_safe)
         body = parse_body(args.get("request_body"))
         if not destructive_allowed(self._settings, narrowing):
-            refuse_destructive_operations(tool, body)
+            refuse_destructive_operations(tool, body, why_no_destructive(self._settings, narrowing))
         prepared = prepare_body(tool, body)
         return ApiRequest(
             tool.api, tool.method, path, query, headers, prepared.body, tool.replay_safe, content=prepared.content

@@ -14,18 +14,11 @@ from typing import Any
 
 from customerio_mcp.errors import InputError
 from customerio_mcp.settings import Settings
+from customerio_mcp.tools.operations import destructive_operations
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 
-DESTRUCTIVE_ONLY = frozenset(
-    {
-        "delete_customer",
-        "remove_customer_device",
-        "suppress_customer_profile",
-        "merge_customer_profiles",
-        "remove_user_from_segment",
-    }
-)
-DESTRUCTIVE_ACTIONS = frozenset({"delete", "delete_device", "delete_relationships", "suppress", "merge"})
+DESTRUCTIVE_ONLY = frozenset(tool.name for tool in TOOLS if tool.destructive == "always")
+"""Tools whose only purpose is destructive: not served in no-destructive mode."""
 
 
 @dataclass(frozen=True)
@@ -77,20 +70,17 @@ def why_disabled(tool: ToolSpec, settings: Settings, narrowing: Narrowing = EVER
     return None
 
 
-def refuse_destructive_operations(tool: ToolSpec, body: dict[str, Any]) -> None:
-    """In no-destructive mode, refuse v2 operations that delete, suppress, merge or remove."""
-    if tool.body == "v2_entity":
-        _check_operation(body, "request_body")
-    elif tool.body == "v2_batch" and isinstance(body.get("batch"), list):
-        for index, operation in enumerate(body["batch"]):
-            _check_operation(operation, f"request_body.batch[{index}]")
-
-
-def _check_operation(operation: Any, where: str) -> None:
-    if isinstance(operation, dict) and operation.get("action") in DESTRUCTIVE_ACTIONS:
+def refuse_destructive_operations(tool: ToolSpec, body: dict[str, Any], why: str) -> None:
+    """In no-destructive mode, refuse the first operation in ``body`` that deletes, suppresses or merges."""
+    for operation in destructive_operations(tool, body):
         raise InputError(
-            f"{where}.action",
-            f"is {operation['action']!r}, a destructive operation, and this server runs with destructive "
-            "operations disabled",
-            "remove this operation (an operator can allow it by unsetting CUSTOMERIO_DISABLE_DESTRUCTIVE)",
+            f"{operation.field}{operation.key}",
+            f"is a destructive operation ({operation.what} of {operation.target}), and {why}",
+            "remove this operation; everything else may be sent",
         )
+
+
+def why_no_destructive(settings: Settings, narrowing: Narrowing) -> str:
+    if settings.disable_destructive:
+        return "this server runs with destructive operations disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE)"
+    return f"destructive operations are disabled for this request ({narrowing.why_no_destructive or 'no-destructive'})"

@@ -14,6 +14,9 @@ from typing import Literal
 from customerio_mcp.customerio.api import Api
 
 ParamKind = Literal["person", "text", "integer"]
+Destructive = Literal["never", "always", "by_content"]
+"""``always``: the tool's only purpose destroys (hidden in no-destructive mode); ``by_content``: some bodies
+hold destructive operations (refused one by one in no-destructive mode); ``never``."""
 BodyKind = Literal["plain", "v1_event", "v2_entity", "v2_batch", "pipelines_call", "pipelines_batch"]
 
 REPLAY_SAFE_BODIES: frozenset[BodyKind] = frozenset(
@@ -58,12 +61,17 @@ class ToolSpec:
     call_type: str | None = None
     """Pipelines single calls: the ``type`` the endpoint implies."""
     read_only: bool = False
-    destructive: bool = False
+    destructive: Destructive = "never"
     idempotent: bool = False
 
     @property
     def schema_key(self) -> str:
         return f"{self.method} {self.path}"
+
+    @property
+    def destructive_hint(self) -> bool:
+        """MCP's ``destructiveHint``: true when any call of the tool may delete, suppress or merge."""
+        return self.destructive != "never"
 
     @property
     def replay_safe(self) -> bool:
@@ -81,10 +89,30 @@ def _id_type(name: str) -> QueryParam:
 
 _SEGMENT = PathParam("segment_identifier", "segment_id", "The manual segment's numeric ID.", "integer")
 
-_PIPELINES_COMMON = "Optional: context, integrations, timestamp."
+_V2_OPERATION = (
+    'identifiers: person {"id"|"email"|"cio_id": "..."} (one key); object {"object_type_id": "1" (a string), '
+    '"object_id": "..."} or {"cio_object_id": "..."}. person actions: identify (attributes), delete, '
+    "event/page/screen (name; attributes, timestamp: unix s), add_relationships/delete_relationships "
+    '(cio_relationships: [{"identifiers": object}]), add_device (device: {token, platform}), delete_device '
+    "(device: {token}), suppress, unsuppress, merge (primary, secondary: person identifiers, no identifiers). "
+    "object actions: identify, identify_anonymous (attributes, cio_relationships), delete, "
+    'add_relationships/delete_relationships (cio_relationships: [{"identifiers": person}]). delivery action: event '
+    '(identifiers: {"id": delivery_id}, name: opened|converted|delivered, attributes: {device_token}).'
+)
+"""What each v2 type/action needs; tests/test_definitions.py checks it against the schemas."""
+_WHO = "userId or anonymousId (one required)"
+_OPTIONAL = "Optional: context, integrations, timestamp (ISO 8601)."
 
 
-def _pipelines(name: str, title: str, path: str, call_type: str | None, strict: str, what: str) -> ToolSpec:
+def _pipelines(
+    name: str,
+    title: str,
+    path: str,
+    call_type: str | None,
+    strict: str,
+    what: str,
+    destructive: Destructive = "never",
+) -> ToolSpec:
     return ToolSpec(
         name=name,
         title=title,
@@ -95,6 +123,7 @@ def _pipelines(name: str, title: str, path: str, call_type: str | None, strict: 
         body="pipelines_batch" if call_type is None else "pipelines_call",
         strict_param=strict,
         call_type=call_type,
+        destructive=destructive,
     )
 
 
@@ -112,13 +141,14 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "update_or_add_person",
         "Add or update a person",
-        "Create or update a person. Body: attributes as top-level keys (email, created_at in unix seconds...); "
-        "optional _update (update only), cio_relationships. {} is valid.",
+        "Create or update a person. Body: attributes as top-level keys, any JSON values (email, created_at in unix "
+        "seconds...); optional _update (update only), cio_relationships. {} is valid.",
         "track",
         "PUT",
         "/api/v1/customers/{identifier}",
         (_person("person_identifier"),),
         body="plain",
+        destructive="by_content",  # cio_relationships with action delete_relationships
         idempotent=True,
     ),
     ToolSpec(
@@ -129,7 +159,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "DELETE",
         "/api/v1/customers/{identifier}",
         (_person("customer_identifier"),),
-        destructive=True,
+        destructive="always",
         idempotent=True,
     ),
     ToolSpec(
@@ -155,7 +185,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             _person("customer_identifier"),
             PathParam("device_unique_id", "device_id", "The device token or ID to remove."),
         ),
-        destructive=True,
+        destructive="always",
         idempotent=True,
     ),
     ToolSpec(
@@ -166,7 +196,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "POST",
         "/api/v1/customers/{identifier}/suppress",
         (_person("unique_person_identifier"),),
-        destructive=True,
+        destructive="always",
         idempotent=True,
     ),
     ToolSpec(
@@ -229,7 +259,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "POST",
         "/api/v1/merge_customers",
         body="plain",
-        destructive=True,
+        destructive="always",
     ),
     ToolSpec(
         "report_custom_metrics",
@@ -265,31 +295,31 @@ TOOLS: tuple[ToolSpec, ...] = (
         (_SEGMENT,),
         (_id_type("identification_type"),),
         body="plain",
-        destructive=True,
+        destructive="always",
         idempotent=True,
     ),
     ToolSpec(
         "manage_entity",
         "Change one person or object (v2)",
-        "One v2 operation on a person or object. Body: type (person|object|delivery), action (identify, event, "
-        "page, screen, delete, add_relationships, add_device, suppress, merge...), identifiers, attributes. "
-        "≤32 KB.",
+        f"One v2 operation (≤32 KB). Body: type (person|object|delivery), action, identifiers, then the action's "
+        f"fields. {_V2_OPERATION}",
         "track",
         "POST",
         "/api/v2/entity",
         body="v2_entity",
-        destructive=True,
+        destructive="by_content",
     ),
     ToolSpec(
         "batch_process_requests",
         "Send many v2 operations",
-        'Several v2 operations at once. Body: {"batch": [operation, ...]}, each shaped as for manage_entity '
-        "(≤32 KB each, ≤500 KB in all). Failures are listed by index.",
+        'Several v2 operations (≤32 KB each, ≤500 KB in all). Body: {"batch": [operation, ...]}; each operation: '
+        f"type (person|object|delivery), action, identifiers, then the action's fields. {_V2_OPERATION} "
+        "Failures are listed by index.",
         "track",
         "POST",
         "/api/v2/batch",
         body="v2_batch",
-        destructive=True,
+        destructive="by_content",
     ),
     _pipelines(
         "identify_person_and_assign_traits",
@@ -297,8 +327,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/identify",
         "identify",
         "enable_strict_validation",
-        f"Identify a person and set traits. Body: userId or anonymousId (one required), traits (object). "
-        f"{_PIPELINES_COMMON}",
+        f"Identify a person and set traits. Body: {_WHO}, traits (object). {_OPTIONAL}",
     ),
     _pipelines(
         "track_user_event",
@@ -306,8 +335,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/track",
         "track",
         "enable_strict_validation",
-        f"Record an event. Body: event (name, required), userId or anonymousId (one required), properties. "
-        f"{_PIPELINES_COMMON}",
+        f"Record an event. Body: event (name, required), {_WHO}, properties. {_OPTIONAL} Semantic events "
+        '"User Deleted" and the like delete or suppress.',
+        destructive="by_content",
     ),
     _pipelines(
         "send_page_view_event",
@@ -315,8 +345,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/page",
         "page",
         "enable_strict_mode",
-        f"Record a web page view. Body: userId or anonymousId (one required), name, properties (url, "
-        f"title...). {_PIPELINES_COMMON}",
+        f"Record a web page view. Body: {_WHO}, name, properties (url, title...). {_OPTIONAL}",
     ),
     _pipelines(
         "send_screen_view_event",
@@ -324,8 +353,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/screen",
         "screen",
         "enable_strict_validation",
-        f"Record a mobile screen view. Body: userId or anonymousId (one required), name, properties. "
-        f"{_PIPELINES_COMMON}",
+        f"Record a mobile screen view. Body: {_WHO}, name, properties. {_OPTIONAL}",
     ),
     _pipelines(
         "add_to_group",
@@ -333,8 +361,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/group",
         "group",
         "enable_strict_validation",
-        f"Associate a person with a group (object). Body: groupId, userId or anonymousId (one "
-        f"required), traits. {_PIPELINES_COMMON}",
+        f"Associate a person with a group (object). Body: groupId (required), {_WHO}, traits. {_OPTIONAL}",
     ),
     _pipelines(
         "alias_user_identity",
@@ -342,7 +369,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/alias",
         "alias",
         "enable_strict_validation",
-        f"Merge a previous identity into a user. Body: userId and previousId (both required). {_PIPELINES_COMMON}",
+        "Merge a previous identity into a user, irreversibly. Body: userId and previousId (both required). "
+        f"{_OPTIONAL}",
+        destructive="always",
     ),
     _pipelines(
         "send_batch_requests",
@@ -350,8 +379,10 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/batch",
         None,
         "enable_strict_mode",
-        'Several identify/track/page/screen/group calls at once. Body: {"batch": [call with its type, ...]} '
-        "(≤32 KB each, ≤500 KB in all); optional context, integrations. messageIds are added if missing.",
+        'Several calls (≤32 KB each, ≤500 KB in all). Body: {"batch": [call, ...]}; each call: type '
+        f"(identify|track|page|screen|group|alias), {_WHO}; track: event; group: groupId; alias: userId and "
+        "previousId; traits/properties objects. messageIds are added if missing.",
+        destructive="by_content",
     ),
 )
 
