@@ -70,10 +70,10 @@ def explain(
     ``union`` is the type/action union the instance is (``at_union``) or holds, used to say which
     branch a rule belongs to and, for an unknown pair, which pairs are valid.
     """
-    from jsonschema.exceptions import best_match
+    from jsonschema.exceptions import relevance
 
-    error = best_match(validator.iter_errors(instance))
-    assert error is not None, "explain() called for a valid instance"
+    # Not jsonschema's best_match: it descends into every union by itself, past a rule's own message.
+    error = max(validator.iter_errors(instance), key=relevance)
     shapes: list[str] = []
     while error.validator in ("anyOf", "oneOf") and error.context and "errorMessage" not in error.schema:
         branches: dict[int, list[ValidationError]] = {}
@@ -83,7 +83,7 @@ def explain(
         branch_schema = error.validator_value[index]
         if isinstance(branch_schema, dict) and branch_schema.get("title"):
             shapes.append(branch_schema["title"])
-        error = best_match(closest)
+        error = max(closest, key=relevance)
     selected = _selected(instance, union) if at_union else None
     return _input_error(error, where, union if at_union else None, selected, shapes)
 
