@@ -111,7 +111,7 @@ def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
         if limits.item is not None and len(content) > limits.item:
             _check_items(body, limits)
     _validate(tool, body)
-    _check_limits(tool, body)
+    _check_limits(tool, body, len(content))
     return PreparedBody(body, content)
 
 
@@ -227,18 +227,19 @@ def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
         raise explain(explainer(api, key), body, "request_body", union, union is not None and union.at == "")
 
 
-def _check_limits(tool: ToolSpec, body: dict[str, Any]) -> None:
+def _check_limits(tool: ToolSpec, body: dict[str, Any], size: int) -> None:
     kind = tool.body
     if kind == "v1_event":
-        _check_event(body, "request_body", "data")
+        _check_event(body, "request_body", "data", size)
     elif kind == "v2_entity":
-        _check_v2_operation(body, "request_body")
+        _check_v2_operation(body, "request_body", size)
     elif kind == "v2_batch":
         for index, operation in enumerate(body["batch"]):
-            _check_v2_operation(operation, f"request_body.batch[{index}]")
+            _check_v2_operation(operation, f"request_body.batch[{index}]", size)
 
 
-def _check_event(event: dict[str, Any], where: str, data_key: str) -> None:
+def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) -> None:
+    """Event name and data limits; ``size`` is the whole body's, so small bodies skip measuring data."""
     name = event.get("name")
     if isinstance(name, str) and len(name.encode()) > EVENT_NAME_MAX:
         raise InputError(
@@ -247,17 +248,17 @@ def _check_event(event: dict[str, Any], where: str, data_key: str) -> None:
             "use a shorter event name and put details in the event data",
         )
     data = event.get(data_key)
-    if data is not None:
+    if data is not None and size > EVENT_DATA_MAX:
         size = len(json_hygiene.encode(data))
         if size > EVENT_DATA_MAX:
             raise _too_big(f"{where}.{data_key}", size, EVENT_DATA_MAX, "event data", "send less event data")
 
 
-def _check_v2_operation(operation: dict[str, Any], where: str) -> None:
+def _check_v2_operation(operation: dict[str, Any], where: str, size: int) -> None:
     identifiers = operation.get("identifiers")
     if operation.get("type") == "person" and isinstance(identifiers, dict):
         for key in ("id", "email", "cio_id"):
             if isinstance(identifiers.get(key), str):
                 check_path_parameter(f"{where}.identifiers.{key}", identifiers[key], PERSON_ID_MAX)
     if operation.get("action") in V2_EVENT_ACTIONS:
-        _check_event(operation, where, "attributes")
+        _check_event(operation, where, "attributes", size)

@@ -72,17 +72,26 @@ def check_and_encode(body: Any, where: str = "request_body") -> bytes:
 
 
 def check_depth(body: Any, where: str) -> None:
-    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(body, 1, ())]
+    """Refuse nesting deeper than MAX_DEPTH. Only containers are visited, and paths are traced only on failure."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
-        value, depth, path = stack.pop()
+        value, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise _too_deep(location(where, path))
-        if isinstance(value, dict):
-            stack.extend(
-                (item, depth + 1, (*path, key)) for key, item in value.items() if isinstance(item, dict | list)
-            )
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1, (*path, i)) for i, item in enumerate(value) if isinstance(item, dict | list))
+            raise _too_deep(location(where, _path_deeper_than(body, MAX_DEPTH)))
+        for child in value.values() if type(value) is dict else value:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+
+
+def _path_deeper_than(body: Any, limit: int) -> tuple[Any, ...]:
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= limit:
+            return path
+        children = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((child, (*path, key)) for key, child in children if isinstance(child, dict | list))
+    return ()
 
 
 def _locate(body: Any, where: str) -> InputError | None:
