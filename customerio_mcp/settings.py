@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds allowed for one HTTP attempt.")
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first attempt.")
     retry_deadline: float = Field(default=60.0, gt=0, le=900, description="Seconds allowed for all attempts together.")
+    max_connections: int = Field(
+        default=100, ge=1, le=10_000, description="Connections to Customer.io this process keeps open at most."
+    )
     pipelines_strict: bool = Field(default=True, description="Send X-Strict-Mode: 1 unless a call says otherwise.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs go to stderr only."
@@ -89,6 +92,12 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            # A password in the URL would travel to logs, `check` and dry-run previews; credentials have variables.
+            raise ValueError(
+                "must not contain a user name or password (user:password@host); set the credentials in "
+                "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / CUSTOMERIO_PIPELINES_API_KEY"
+            )
         return value.rstrip("/")
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "toolsets", "tools", mode="before")

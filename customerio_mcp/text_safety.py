@@ -37,3 +37,26 @@ def shown(value: Any, limit: int = ECHO_LIMIT) -> str:
     except (ValueError, RecursionError):
         text = repr(type(value).__name__)
     return clip(text, limit)
+
+
+REDACTED = "[redacted]"
+
+
+def redact(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (a string or decoded JSON) with every occurrence of every secret replaced by ``[redacted]``.
+
+    An upstream or a proxy may quote the request's ``Authorization`` header in its error body; whatever
+    comes back from the network passes through here before it reaches a result or a log.
+    """
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret and secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {redact(key, secrets): redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    return value

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from customerio_mcp.customerio.client import RetryPolicy
+from customerio_mcp.customerio.delivery import RetryPolicy
 from customerio_mcp.serving.mcp_server import create_server
 from customerio_mcp.settings import Settings
 from tests.fake_customerio import FakeCustomerIO

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from customerio_mcp.customerio.client import RetryPolicy, parse_retry_after
+from customerio_mcp.customerio.delivery import RetryPolicy, parse_retry_after
 from tests.conftest import FAST_RETRY, connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
 

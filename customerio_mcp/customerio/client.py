@@ -1,27 +1,22 @@
-"""The one async client the server talks to Customer.io with: auth, region, retries, error mapping.
+"""The one async client the server talks to Customer.io with: auth, region, pacing, then delivery.
 
-Retries never duplicate data. A request is *replay-safe* when sending it twice changes nothing
-more than sending it once: idempotent endpoints (PUT, DELETE, suppress, segment membership) and
-calls whose body carries a deduplication key (event ``id``, Pipelines ``messageId``), which the
-tool runner adds before the first attempt so that every attempt sends the same bytes. Any other
-request is retried only when Customer.io cannot have processed it (429, or a connection that
-was never established); otherwise the error says the call may or may not have been applied.
+Each prepared ``ApiRequest`` gets its credentials and its region's base URL here, waits for the
+API's pacer, and is handed to ``delivery.deliver``, which attempts it within the retry policy and
+deadline without ever duplicating data. Answers that are errors become exceptions from
+``error_mapping`` that say what to fix.
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import anyio
 import httpx2
-import stamina
 from aiolimiter import AsyncLimiter
 
 from customerio_mcp import __version__
@@ -34,9 +29,16 @@ from customerio_mcp.customerio.api import (
     Endpoints,
     Region,
 )
-from customerio_mcp.customerio.error_mapping import MAX_ERROR_TEXT, MAYBE_APPLIED, during, partial_failure, status_error
-from customerio_mcp.errors import ConfigurationError, DeliveryError, TransportError
+from customerio_mcp.customerio.delivery import RetryPolicy, Undelivered, deliver
+from customerio_mcp.customerio.error_mapping import (
+    MAX_ERROR_TEXT,
+    partial_failure,
+    status_error,
+    undelivered_error,
+)
+from customerio_mcp.errors import ConfigurationError, DeliveryError
 from customerio_mcp.settings import Settings
+from customerio_mcp.text_safety import redact
 
 logger = logging.getLogger(__name__)
 
@@ -45,31 +47,10 @@ DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 """Sent on every request by the process's HTTP client (see ``serving.mcp_server.open_http_client``)."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. Waits are exponential with jitter unless Customer.io says Retry-After."""
-
-    max_retries: int = 3
-    deadline: float = 60.0
-    wait_initial: float = 0.2
-    wait_max: float = 8.0
-    wait_jitter: float = 1.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(max_retries=settings.max_retries, deadline=settings.retry_deadline)
-
-
-class _RetryableFailure(Exception):
-    """One failed attempt that a retry might cure; never leaves this module."""
-
-    def __init__(
-        self, *, unprocessed: bool, response: httpx2.Response | None = None, cause: Exception | None = None
-    ) -> None:
-        super().__init__("retryable failure")
-        self.unprocessed = unprocessed
-        self.response = response
-        self.cause = cause
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=settings.max_retries, deadline=settings.retry_deadline, attempt_timeout=settings.timeout
+    )
 
 
 def _pacer(rate: float) -> AsyncLimiter | None:
@@ -77,24 +58,6 @@ def _pacer(rate: float) -> AsyncLimiter | None:
     if rate <= 0:
         return None
     return AsyncLimiter(max_rate=max(1.0, rate / 10), time_period=max(1.0, rate / 10) / rate)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _decode_body(response: httpx2.Response) -> Any:
@@ -130,7 +93,7 @@ class CustomerIOClient:
     ) -> None:
         self._settings = settings
         self._http = http
-        self._retry = retry or RetryPolicy.from_settings(settings)
+        self._retry = retry or retry_policy(settings)
         self._region_urls = region_urls
         self._detected: Region | None = None
         self._authorization: dict[Api, str] = {}
@@ -145,6 +108,16 @@ class CustomerIOClient:
         if cached is None:
             cached = self._authorization[api] = self._build_authorization(api)
         return cached
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every form a credential of this client can take on the wire: never let one back out."""
+        s = self._settings
+        raw = [key.get_secret_value() for key in (s.api_key, s.pipelines_api_key) if key is not None]
+        if s.site_id and s.api_key is not None:
+            raw.append(f"{s.site_id}:{s.api_key.get_secret_value()}")
+        for header in self._authorization.values():
+            raw += [header, header.removeprefix("Basic ")]
+        return tuple(sorted({value for value in raw if len(value) >= 8}, key=len, reverse=True))
 
     def missing_credentials(self, api: Api) -> list[str]:
         """The variables a real call to ``api`` still needs (empty when it can be sent)."""
@@ -250,83 +223,47 @@ class CustomerIOClient:
         return await self._send_to(request, base, region)
 
     async def _send_to(self, request: ApiRequest, base: str, region: str, context: str | None = None) -> ApiResponse:
-        url = base + request.path
-        headers = _request_headers(request, self.authorization(request.api))
         content = request.content
         if content is None and request.body is not None:
             content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
-        policy = self._retry
-        started = anyio.current_time()
-        attempts = 1
-
-        def retry_decision(exc: Exception) -> bool | float:
-            if not isinstance(exc, _RetryableFailure):
-                return False
-            if not (request.replay_safe or exc.unprocessed):
-                return False
-            wait = parse_retry_after(exc.response.headers.get("Retry-After")) if exc.response is not None else None
-            if wait is None:
-                return True
-            remaining = policy.deadline - (anyio.current_time() - started)
-            return wait if wait < remaining else False
-
-        # The first attempt runs outside stamina: setting up a retry context costs more than a fast
-        # answer from Customer.io (see benchmarks/), and nearly every call succeeds first time.
+        prepared = self._http.build_request(
+            request.method,
+            base + request.path,
+            params=dict(request.query) if request.query else None,
+            headers=_request_headers(request, self.authorization(request.api)),
+            content=content,
+        )
         try:
-            response = await self._attempt(request, url, headers, content, attempts)
-        except _RetryableFailure as first_failure:
-            if policy.max_retries == 0 or retry_decision(first_failure) is False:
-                raise self._final_error(first_failure, request, attempts, context) from first_failure.cause
-            replay: _RetryableFailure | None = first_failure
-            try:
-                async for attempt in stamina.retry_context(
-                    on=retry_decision,
-                    attempts=policy.max_retries + 1,
-                    timeout=max(0.001, policy.deadline - (anyio.current_time() - started)),
-                    wait_initial=policy.wait_initial,
-                    wait_max=policy.wait_max,
-                    wait_jitter=policy.wait_jitter,
-                ):
-                    with attempt:
-                        if replay is not None:
-                            # Hand stamina the first attempt's failure, so that it schedules the
-                            # first wait (Retry-After or backoff) and counts the attempt.
-                            failure, replay = replay, None
-                            raise failure
-                        attempts += 1
-                        response = await self._attempt(request, url, headers, content, attempts)
-            except _RetryableFailure as failure:
-                raise self._final_error(failure, request, attempts, context) from failure.cause
+            response, attempts, maybe_applied = await deliver(
+                self._http,
+                prepared,
+                policy=self._retry,
+                pacer=self._pacers[request.api],
+                replay_safe=request.replay_safe,
+            )
+        except Undelivered as undelivered:
+            failure = undelivered.last
+            if failure.response is not None:
+                body = redact(_decode_body(failure.response), self.secrets())
+                raise status_error(
+                    self._settings,
+                    failure.response.status_code,
+                    body,
+                    request,
+                    undelivered.attempts,
+                    context,
+                    maybe_applied=undelivered.maybe_applied,
+                ) from None
+            raise undelivered_error(request, undelivered, context) from None
         body = _decode_body(response)
         if response.status_code >= 400:
-            raise status_error(self._settings, response.status_code, body, request, attempts, context)
+            body = redact(body, self.secrets())
+            raise status_error(
+                self._settings, response.status_code, body, request, attempts, context, maybe_applied=maybe_applied
+            )
         if response.status_code == 207 and isinstance(body, dict) and body.get("errors"):
             raise partial_failure(body, attempts)
-        return ApiResponse(response.status_code, body, attempts, region, url)
-
-    async def _attempt(
-        self, request: ApiRequest, url: str, headers: dict[str, str], content: bytes | None, number: int
-    ) -> httpx2.Response:
-        method, query = request.method, request.query
-        pacer = self._pacers[request.api]
-        if pacer is not None:
-            await pacer.acquire()  # waits while the API's request budget is spent; never refuses
-        try:
-            response = await self._http.request(
-                method, url, params=dict(query) if query else None, headers=headers, content=content
-            )
-        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
-            logger.warning("attempt %d: %s %s could not connect (%s)", number, method, url, type(exc).__name__)
-            raise _RetryableFailure(unprocessed=True, cause=exc) from exc
-        except httpx2.TransportError as exc:
-            logger.warning("attempt %d: %s %s failed after sending (%s)", number, method, url, type(exc).__name__)
-            raise _RetryableFailure(unprocessed=False, cause=exc) from exc
-        logger.debug("attempt %d: %s %s -> %d", number, method, url, response.status_code)
-        if response.status_code == 429:
-            raise _RetryableFailure(unprocessed=True, response=response)
-        if response.status_code >= 500 or response.status_code == 408:
-            raise _RetryableFailure(unprocessed=False, response=response)
-        return response
+        return ApiResponse(response.status_code, body, attempts, region, str(prepared.url))
 
     # -- dry run -----------------------------------------------------------------------------------
 
@@ -342,30 +279,3 @@ class CustomerIOClient:
         url = httpx2.URL(base + request.path, params=dict(request.query) if request.query else None)
         headers = {**DEFAULT_HEADERS, **_request_headers(request, "Basic [redacted]")}
         return {"method": request.method, "url": str(url), "headers": headers, "body": request.body, "region": region}
-
-    # -- error mapping -------------------------------------------------------------------------
-
-    def _final_error(
-        self, failure: _RetryableFailure, request: ApiRequest, attempts: int, context: str | None
-    ) -> DeliveryError:
-        maybe = "" if (request.replay_safe or failure.unprocessed) else MAYBE_APPLIED
-        tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if failure.response is None:
-            cause = type(failure.cause).__name__ if failure.cause else "connection error"
-            what = "could not connect to" if failure.unprocessed else "lost the connection to"
-            return TransportError(
-                f"The server {what} Customer.io ({cause}) {tries}{during(context)}.{maybe} Check the network "
-                "and the base URL settings (CUSTOMERIO_TRACK_URL / CUSTOMERIO_PIPELINES_URL / CUSTOMERIO_REGION), "
-                "then try again.",
-                attempts=attempts,
-                maybe_applied=bool(maybe),
-            )
-        return status_error(
-            self._settings,
-            failure.response.status_code,
-            _decode_body(failure.response),
-            request,
-            attempts,
-            context,
-            maybe,
-        )

@@ -1,7 +1,9 @@
 """How Customer.io's error answers read to a model: which variable to check, what to fix, what to retry.
 
 Each function returns an exception from ``errors``; the client raises it. Customer.io's own words
-(``meta.error`` and its variants) are quoted, truncated, never a stack trace or a header.
+(``meta.error`` and its variants) are quoted, truncated, never a stack trace or a header. Every
+error after which Customer.io may have applied the request says so (``maybe_applied``); how to
+repeat it safely depends on the keys the body carries, which the tools layer adds.
 """
 
 from __future__ import annotations
@@ -16,17 +18,35 @@ from customerio_mcp.errors import (
     PartialFailureError,
     RateLimitedError,
     ServerError,
+    TransportError,
 )
 
 if TYPE_CHECKING:
     from customerio_mcp.customerio.api import Api, ApiRequest
+    from customerio_mcp.customerio.delivery import Undelivered
     from customerio_mcp.settings import Settings
 
 MAX_ERROR_TEXT = 2_000
-MAYBE_APPLIED = (
-    " This request is not safe to repeat automatically, and Customer.io may or may not have applied it:"
-    " check in Customer.io before sending it again."
-)
+MAYBE_APPLIED = " Customer.io may or may not have applied it."
+NOT_APPLIED = " Customer.io did not apply it."
+_UNDELIVERED = {
+    "refused": "could not connect to Customer.io",
+    "overloaded": (
+        "is overloaded locally: every connection in its pool to Customer.io stayed busy, so the request "
+        "never left this process"
+    ),
+    "deadline": "ran out of time (CUSTOMERIO_RETRY_DEADLINE) before it could send the request again",
+    "timeout": "sent the request but got no answer in time (CUSTOMERIO_TIMEOUT / CUSTOMERIO_RETRY_DEADLINE)",
+    "lost": "lost the connection to Customer.io after sending the request",
+}
+_UNDELIVERED_FIX = {
+    "refused": "Check the network and the base URL settings (CUSTOMERIO_TRACK_URL / CUSTOMERIO_PIPELINES_URL / "
+    "CUSTOMERIO_REGION), then try again.",
+    "overloaded": "Retry in a few seconds, or send fewer calls at once.",
+    "deadline": "Try again later, or raise CUSTOMERIO_RETRY_DEADLINE.",
+    "timeout": "Try again later.",
+    "lost": "Try again later.",
+}
 
 
 def during(context: str | None) -> str:
@@ -40,11 +60,13 @@ def status_error(
     request: ApiRequest,
     attempts: int,
     context: str | None,
-    maybe: str = "",
+    *,
+    maybe_applied: bool = False,
 ) -> APIError:
     said = customerio_said(body)
     where = f"{request.method} {request.path}{during(context)}"
-    common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts}
+    common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts, "maybe_applied": maybe_applied}
+    applied = MAYBE_APPLIED if maybe_applied else ""
     if status in (400, 422):
         return BadRequestError(
             f"Customer.io rejected {where} with {status}: {said or 'no reason given'}. Fix the request to "
@@ -69,11 +91,25 @@ def status_error(
     if status >= 500 or status == 408:
         return ServerError(
             f"Customer.io failed {where} with {status} after {attempts} attempt"
-            f"{'s' if attempts != 1 else ''}{': ' + said if said else ''}.{maybe or ' Try again later.'}",
-            maybe_applied=bool(maybe),
+            f"{'s' if attempts != 1 else ''}{': ' + said.rstrip('.') if said else ''}.{applied or NOT_APPLIED}",
             **common,
         )
     return APIError(f"Customer.io answered {status} for {where}{': ' + said if said else ''}.", **common)
+
+
+def undelivered_error(request: ApiRequest, undelivered: Undelivered, context: str | None) -> TransportError:
+    """No HTTP answer worth quoting: refused, overloaded locally, out of time, timed out, or dropped."""
+    failure = undelivered.last
+    attempts = undelivered.attempts
+    tries = f"after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "before any attempt"
+    applied = MAYBE_APPLIED if undelivered.maybe_applied else NOT_APPLIED
+    return TransportError(
+        f"The server {_UNDELIVERED[failure.kind]} ({failure.describe()}) {tries}{during(context)}: "
+        f"{request.method} {request.path}.{applied} {_UNDELIVERED_FIX[failure.kind]}",
+        reason=failure.kind,
+        attempts=attempts,
+        maybe_applied=undelivered.maybe_applied,
+    )
 
 
 def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:

@@ -20,7 +20,8 @@ from mcp.server import Server, ServerRequestContext
 
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
-from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient, RetryPolicy
+from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
+from customerio_mcp.customerio.delivery import RetryPolicy
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
@@ -34,6 +35,9 @@ INSTRUCTIONS = (
     "with mode='get_request_schema': it returns the body's JSON Schema and sends nothing. Errors name the field to "
     "fix and the rule it breaks. Every tool writes to the open world (openWorldHint)."
 )
+
+
+POOL_WAIT_SECONDS = 2.0
 
 
 class InFlightCalls:
@@ -70,9 +74,15 @@ class AppState:
 def open_http_client(settings: Settings) -> httpx2.AsyncClient:
     """The process's one HTTP client: pooled connections, explicit timeouts, a versioned User-Agent."""
     return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(settings.timeout, connect=min(settings.timeout, 5.0)),
+        # A call waits at most POOL_WAIT_SECONDS for a free connection, then is refused as "overloaded locally"
+        # (nothing sent), rather than standing in a queue for its whole timeout.
+        timeout=httpx2.Timeout(
+            settings.timeout, connect=min(settings.timeout, 5.0), pool=min(settings.timeout, POOL_WAIT_SECONDS)
+        ),
         # Every request goes to one or two hosts: keep the connections a burst opened, not just 20.
-        limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
+        limits=httpx2.Limits(
+            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        ),
         headers=DEFAULT_HEADERS,
         follow_redirects=False,
     )

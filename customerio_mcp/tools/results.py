@@ -12,7 +12,8 @@ from typing import Any
 import mcp_types as types
 
 from customerio_mcp.customerio.api import ApiRequest, ApiResponse
-from customerio_mcp.errors import CustomerIOMCPError
+from customerio_mcp.errors import CustomerIOMCPError, DeliveryError
+from customerio_mcp.tools.dedupe_keys import sent_ids
 from customerio_mcp.tools.schemas import body_schema
 from customerio_mcp.tools.table import ToolSpec
 
@@ -35,9 +36,7 @@ def schema_result(tool: ToolSpec) -> types.CallToolResult:
     )
 
 
-def success_result(
-    tool: ToolSpec, request: ApiRequest, response: ApiResponse, sent_ids: dict[str, Any]
-) -> types.CallToolResult:
+def success_result(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -> types.CallToolResult:
     shaped: dict[str, Any] = {
         "ok": True,
         "status": response.status,
@@ -50,8 +49,9 @@ def success_result(
     }
     if request.query:
         shaped["query"] = dict(request.query)
-    if sent_ids:
-        shaped["sent_ids"] = sent_ids
+    keys = sent_ids(request.body)
+    if keys:
+        shaped["sent_ids"] = keys
     tries = f"{response.attempts} attempt{'s' if response.attempts != 1 else ''}"
     body_text = json.dumps(response.body, ensure_ascii=False)
     if len(body_text) > MAX_TEXT_RESPONSE:
@@ -88,3 +88,34 @@ def failure_result(name: str, error: CustomerIOMCPError) -> types.CallToolResult
         structured_content={"ok": False, "tool": name, "error": error.to_dict()},
         is_error=True,
     )
+
+
+def with_repeat_guidance(error: DeliveryError, tool: ToolSpec, request: ApiRequest) -> DeliveryError:
+    """``error`` with the keys the request carried (``sent_ids``) and, when it may have been applied, how to
+    repeat it without duplicating anything: with the same keys, as is (idempotent), or after a check."""
+    keys = sent_ids(request.body)
+    if keys:
+        error.details["sent_ids"] = keys
+    if not error.details.get("maybe_applied"):
+        return error
+    if keys and request.replay_safe:
+        advice = f"It is safe to repeat with the same ids: {_how_to_pass(keys)}; Customer.io drops what it already has."
+    elif request.replay_safe:
+        advice = "Repeating it is safe: applying it twice changes nothing more than once."
+    else:
+        advice = (
+            f"Before repeating it, check {tool.check_before_repeat or 'in Customer.io whether it was applied'}: "
+            "sending it again may apply it twice."
+        )
+    error.message = f"{error.message.rstrip()} {advice}"
+    return error
+
+
+def _how_to_pass(keys: dict[str, Any]) -> str:
+    if "batch" in keys:
+        return (
+            "send the same batch with each item's `id`/`messageId` as listed in `sent_ids.batch` (same order; null: "
+            "the item needs none)"
+        )
+    name, value = next(iter(keys.items()))
+    return f'pass `request_body.{name}` = "{value}"'

@@ -19,7 +19,7 @@ import mcp_types as types
 
 from customerio_mcp.customerio.api import ApiRequest
 from customerio_mcp.customerio.client import CustomerIOClient
-from customerio_mcp.errors import CustomerIOMCPError, UnknownToolError
+from customerio_mcp.errors import CustomerIOMCPError, DeliveryError, UnknownToolError
 from customerio_mcp.settings import Settings
 from customerio_mcp.text_safety import clip, shown
 from customerio_mcp.tools.arguments import (
@@ -31,8 +31,14 @@ from customerio_mcp.tools.arguments import (
     path_value,
 )
 from customerio_mcp.tools.body_checks import is_large, parse_body, prepare_body
-from customerio_mcp.tools.dedupe_keys import sent_ids
-from customerio_mcp.tools.results import dry_run_result, failure_result, schema_result, success_result
+from customerio_mcp.tools.operations import replay_safe
+from customerio_mcp.tools.results import (
+    dry_run_result,
+    failure_result,
+    schema_result,
+    success_result,
+    with_repeat_guidance,
+)
 from customerio_mcp.tools.selection import (
     EVERYTHING,
     Narrowing,
@@ -90,8 +96,11 @@ class ToolRunner:
                 request = self.build_request(tool, args, scope.narrowing)
             if self._settings.dry_run:
                 return dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
-            response = await scope.client.send(request)
-            return success_result(tool, request, response, sent_ids(request.body))
+            try:
+                response = await scope.client.send(request)
+            except DeliveryError as error:
+                raise with_repeat_guidance(error, tool, request) from None
+            return success_result(tool, request, response)
         except CustomerIOMCPError as error:
             logger.info("%s failed: %s", clip(name), type(error).__name__)
             return failure_result(name, error)
@@ -143,5 +152,12 @@ class ToolRunner:
             refuse_destructive_operations(tool, body, why_no_destructive(self._settings, narrowing))
         prepared = prepare_body(tool, body)
         return ApiRequest(
-            tool.api, tool.method, path, query, headers, prepared.body, tool.replay_safe, content=prepared.content
+            tool.api,
+            tool.method,
+            path,
+            query,
+            headers,
+            prepared.body,
+            replay_safe(tool, prepared.body),
+            content=prepared.content,
         )

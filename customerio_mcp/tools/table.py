@@ -63,6 +63,9 @@ class ToolSpec:
     read_only: bool = False
     destructive: Destructive = "never"
     idempotent: bool = False
+    check_before_repeat: str = ""
+    """For a call that is neither idempotent nor deduplicated: what to look at in Customer.io before repeating
+    it after a failure that may have been applied."""
 
     @property
     def schema_key(self) -> str:
@@ -217,6 +220,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "POST",
         "/unsubscribe/{delivery_id}",
         (PathParam("delivery_id_for_unsubscription", "delivery_id", "The delivery ID from the message."),),
+        check_before_repeat="the person's `unsubscribed` attribute in Customer.io",
     ),
     ToolSpec(
         "send_customer_event",
@@ -249,6 +253,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/api/v1/forms/{form_id}/submit",
         (PathParam("form_identifier", "form_id", "Your form's ID (any string)."),),
         body="plain",
+        check_before_repeat="the form's latest responses in Customer.io",
     ),
     ToolSpec(
         "merge_customer_profiles",
@@ -260,6 +265,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/api/v1/merge_customers",
         body="plain",
         destructive="always",
+        check_before_repeat="whether the secondary person still exists",
     ),
     ToolSpec(
         "report_custom_metrics",
@@ -270,6 +276,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "POST",
         "/api/v1/metrics",
         body="plain",
+        check_before_repeat="the delivery's metrics in Customer.io",
     ),
     ToolSpec(
         "add_people_to_segment",
@@ -308,6 +315,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/api/v2/entity",
         body="v2_entity",
         destructive="by_content",
+        check_before_repeat="the delivery's metrics, or whether the secondary person of a merge still exists",
     ),
     ToolSpec(
         "batch_process_requests",
@@ -320,6 +328,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/api/v2/batch",
         body="v2_batch",
         destructive="by_content",
+        check_before_repeat="the delivery metrics and merges in the batch (every other operation is safe to repeat)",
     ),
     _pipelines(
         "identify_person_and_assign_traits",
