@@ -45,6 +45,8 @@ class InputError(CustomerIOMCPError):
     kind = "invalid_input"
 
     def __init__(self, field: str, problem: str, fix: str, **details: Any) -> None:
+        # The parts are sentences of their own; a closing period in either would double up here.
+        problem, fix = problem.rstrip("."), fix.rstrip(".")
         super().__init__(f"Invalid `{field}`: {problem}. Fix: {fix}. Nothing was sent to Customer.io.", **details)
         self.field = field
         self.details = {"field": field, **details}

@@ -146,6 +146,14 @@ class CustomerIOClient:
             cached = self._authorization[api] = self._build_authorization(api)
         return cached
 
+    def missing_credentials(self, api: Api) -> list[str]:
+        """The variables a real call to ``api`` still needs; empty when it could be sent (dry run says so)."""
+        try:
+            self.authorization(api)
+        except ConfigurationError as error:
+            return list(error.details.get("missing", []))
+        return []
+
     def _build_authorization(self, api: Api) -> str:
         s = self._settings
         if api == "track":

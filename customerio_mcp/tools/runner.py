@@ -97,7 +97,7 @@ class ToolRunner:
                 return _schema_result(tool)
             request = self.build_request(tool, args, scope.narrowing)
             if self._settings.dry_run:
-                return _dry_run_result(tool, scope.client.preview(request))
+                return _dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
             response = await scope.client.send(request)
             return _success(tool, request, response)
         except CustomerIOMCPError as error:
@@ -246,15 +246,26 @@ def _success(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -> type
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
 
 
-def _dry_run_result(tool: ToolSpec, preview: dict[str, Any]) -> types.CallToolResult:
-    text = (
+def _dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) -> types.CallToolResult:
+    lines = [
         f"DRY RUN: nothing was sent to Customer.io. {tool.name} passed every local check; this is the request "
-        f"that would have been sent:\n{preview['method']} {preview['url']}\n"
-        + json.dumps(preview["body"], ensure_ascii=False)
-    )
+        f"that would have been sent:",
+        f"{preview['method']} {preview['url']}",
+    ]
+    if preview["body"] is not None:
+        lines.append(json.dumps(preview["body"], ensure_ascii=False))
+    if missing:
+        lines.append(f"A real call would still need {' and '.join(missing)} in the server's environment.")
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
-        structured_content={"ok": True, "dry_run": True, "tool": tool.name, "api": tool.api, "request": preview},
+        content=[types.TextContent(type="text", text="\n".join(lines))],
+        structured_content={
+            "ok": True,
+            "dry_run": True,
+            "tool": tool.name,
+            "api": tool.api,
+            "request": preview,
+            "missing_credentials": missing,
+        },
     )
 
 
