@@ -1,17 +1,31 @@
 # customerio-mcp over SSE on port 8000. Needs CUSTOMERIO_MCP_AUTH_TOKEN (it binds to 0.0.0.0).
 #   docker build -t customerio-mcp .
-#   docker run -p 8000:8000 -e CUSTOMERIO_SITE_ID=… -e CUSTOMERIO_API_KEY=… -e CUSTOMERIO_MCP_AUTH_TOKEN=… customerio-mcp
-FROM python:3.12-slim
+#   docker run --read-only -p 8000:8000 -e CUSTOMERIO_SITE_ID=… -e CUSTOMERIO_API_KEY=… \
+#     -e CUSTOMERIO_MCP_AUTH_TOKEN=… customerio-mcp
+# The base image is pinned by version and digest. Dependencies come from uv.lock, exported for pip:
+#   uv lock && uv export --frozen --no-dev --no-emit-project --no-hashes --no-header --format requirements-txt \
+#     > requirements.lock
+FROM python:3.12.12-slim-bookworm@sha256:593bd06efe90efa80dc4eee3948be7c0fde4134606dd40d8dd8dbcade98e669c
 
+LABEL io.modelcontextprotocol.server.name="io.github.customerio-mcp/customerio-mcp" \
+      org.opencontainers.image.title="customerio-mcp" \
+      org.opencontainers.image.description="MCP server that lets an AI assistant send data to Customer.io" \
+      org.opencontainers.image.source="https://github.com/customerio-mcp/customerio-mcp" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="MIT"
+
+# No bytecode written at run time: the image runs with a read-only root filesystem.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY requirements.lock ./
+RUN pip install --no-deps -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY customerio_mcp ./customerio_mcp
-RUN pip install .
+RUN pip install --no-deps .
 
 RUN useradd --create-home --uid 10001 mcp
 USER mcp

@@ -1,7 +1,8 @@
 """Configuration, read once at start.
 
 Precedence, highest first: command-line flags (passed in as keyword arguments), the process
-environment, a ``.env`` file in the working directory, then the defaults below. Empty values
+environment, an env file (``.env`` in the working directory unless ``--env-file`` or
+``CUSTOMERIO_ENV_FILE`` names another; the CLI passes it as ``_env_file``), then the defaults below. Empty values
 count as unset, because an ``mcp.json`` with a placeholder such as ``"CUSTOMERIO_API_KEY": ""``
 must behave like one without the entry.
 """

@@ -37,7 +37,18 @@ def inspector(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.mark.parametrize("args", [[], ["--toolsets", "pipelines", "--no-destructive"]])
 def test_inspector_strict_reports_no_problem(inspector: list[str], args: list[str]) -> None:
     done = subprocess.run(
-        [*inspector, "--cli", "--method", "tools/list", "--strict", command(), *args],
+        # The Inspector passes the server only the variables given with -e; at INFO it would log its start line.
+        [
+            *inspector,
+            "--cli",
+            "-e",
+            "CUSTOMERIO_LOG_LEVEL=WARNING",
+            "--method",
+            "tools/list",
+            "--strict",
+            command(),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -72,7 +72,7 @@ async def test_a_tool_that_is_not_enabled_cannot_be_called(fake: FakeCustomerIO)
     [
         (["--tools", "delete_customer,nope"], {}, "unknown tool(s) nope; valid tools: get_track_api_region"),
         ([], {"CUSTOMERIO_TOOLS": "nope"}, "unknown tool(s) nope; valid tools:"),
-        (["--toolsets", "track,crm"], {}, "CUSTOMERIO_TOOLSETS"),
+        (["--toolsets", "track,crm"], {}, "invalid --toolsets track,crm: Input should be 'track' or 'pipelines'"),
         ([], {"CUSTOMERIO_TOOLSETS": "crm"}, "'track' or 'pipelines'"),
     ],
 )
@@ -272,7 +272,7 @@ def test_check_with_good_credentials(fake: FakeCustomerIO, tmp_path: Path) -> No
     assert "region: us" in out
     assert "environment id: 4242" in out
     assert "url: https://track.customer.io" in out
-    assert "API key: configured" in out
+    assert "API key: present" in out
     assert "OK: everything the enabled tools need is in place." in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("CUSTOMERIO_")}
     assert rows["CUSTOMERIO_API_KEY"][1:] == ["set", "environment"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from customerio_mcp import __version__
 
 if TYPE_CHECKING:
+    from customerio_mcp.cli.setting_sources import SettingSources
     from customerio_mcp.settings import Settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -47,7 +48,11 @@ def environment_help() -> str:
     from customerio_mcp.cli.operator_commands import shown_value
     from customerio_mcp.settings import Settings
 
-    lines = ["environment (also read from .env in the working directory; flags win):"]
+    lines = [
+        "environment (also read from an env file: --env-file PATH, else CUSTOMERIO_ENV_FILE, else .env in the "
+        "working directory; flags win over the environment, which wins over the file):",
+        f"  {'CUSTOMERIO_ENV_FILE':<39} The env file to read instead of ./.env  [--env-file]",
+    ]
     for name, field in Settings.model_fields.items():
         default = field.default
         text = f"  CUSTOMERIO_{name.upper():<28} {field.description}"
@@ -80,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve on a non-loopback address without CUSTOMERIO_MCP_AUTH_TOKEN (anyone who can reach the port "
         "can then write to your Customer.io workspace)",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="read settings from this file instead of .env in the working directory (also CUSTOMERIO_ENV_FILE)",
     )
     parser.add_argument("--toolsets", help="comma-separated APIs whose tools are served: track, pipelines")
     parser.add_argument("--tools", help="comma-separated allow-list of tool names (see: customerio-mcp tools)")
@@ -116,22 +126,27 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
-def load_settings(overrides: dict[str, Any]) -> Settings | None:
+def load_settings(overrides: dict[str, Any], sources: SettingSources) -> Settings | None:
+    """The settings, or None after one line per problem naming what the person typed."""
     from pydantic import ValidationError
 
     from customerio_mcp.settings import Settings
     from customerio_mcp.tools.selection import unknown_tool_names
 
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**overrides, _env_file=sources.env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
+        from customerio_mcp.cli.setting_sources import shown_text
+
         for error in exc.errors():
-            name = "CUSTOMERIO_" + "_".join(str(p) for p in error["loc"]).upper()
-            sys.stderr.write(f"customerio-mcp: invalid {name}: {error['msg']}\n")
+            field = str(error["loc"][0]) if error["loc"] else ""
+            # A list setting names its one wrong item too: --toolsets track,crm ... got 'crm'.
+            item = f", got {shown_text(str(error['input']))!r}" if len(error["loc"]) > 1 else ""
+            sys.stderr.write(f"customerio-mcp: invalid {sources.describe(field)}: {error['msg']}{item}\n")
         return None
     problem = unknown_tool_names(settings)
     if problem:
-        sys.stderr.write(f"customerio-mcp: invalid CUSTOMERIO_TOOLS: {problem}\n")
+        sys.stderr.write(f"customerio-mcp: invalid {sources.describe('tools')}: {problem}\n")
         return None
     return settings
 
@@ -197,24 +212,34 @@ def serve_http(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     flags = flag_overrides(args)
-    settings = load_settings(flags)
+    from customerio_mcp.cli.setting_sources import SettingSources
+
+    sources = SettingSources.for_command_line(args.env_file, flags, FLAG_FOR_SETTING)
+    if isinstance(sources, str):
+        sys.stderr.write(f"customerio-mcp: {sources}\n")
+        return 2
+    settings = load_settings(flags, sources)
     if settings is None:
         return 2
     configure_logging(settings.log_level)
     if args.command == "tools":
-        from customerio_mcp.cli.operator_commands import print_tools
+        from customerio_mcp.cli.operator_commands import print_tools, quiet_when_piped_to_head
 
-        return print_tools(settings)
+        return quiet_when_piped_to_head(lambda: print_tools(settings))
+    # check applies every rule serve applies, so that its exit 0 means this command line serves.
+    refusal = refuse_public_bind(settings, args.allow_unauthenticated)
     if args.command == "check":
         import anyio
 
-        from customerio_mcp.cli.operator_commands import run_check
+        from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head, run_check
 
-        return anyio.run(run_check, settings, flags)
-    refusal = refuse_public_bind(settings, args.allow_unauthenticated)
+        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusal))
     if refusal:
         sys.stderr.write(refusal)
         return 2
+    from customerio_mcp.cli.startup_report import announce
+
+    announce(settings, sources)
     with contextlib.suppress(KeyboardInterrupt):
         if settings.mcp_transport == "stdio":
             import anyio

@@ -1,44 +1,32 @@
 """``customerio-mcp check`` and ``customerio-mcp tools``: what an operator runs before a model does.
 
 ``check`` prints the effective configuration (secrets only as set / not set) with where each
-value came from, the tools that would be served, then verifies the Track credentials with the
-region lookup. It exits 0 when everything the enabled tools need is in place, 1 otherwise, with
-one line per problem saying what to set.
+value came from, the tools that would be served, then verifies the Track credentials with one
+region lookup and the Pipelines settings. It applies every rule ``serve`` applies, so exit 0 means
+the same command line serves and everything the enabled tools need is in place; otherwise it
+exits 1 with one line per problem saying what to set. Its verdict on Customer.io is one of
+valid, refused, unreachable, timeout or wrong region, and it never retries.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from customerio_mcp.cli.connection_diagnosis import diagnose
+from customerio_mcp.cli.setting_sources import SettingSources, variable_name
+from customerio_mcp.cli.startup_report import base_url_warnings
 from customerio_mcp.errors import CustomerIOMCPError
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.selection import enabled_tools, why_disabled
 from customerio_mcp.tools.table import TOOLS
-
-
-def setting_sources(settings: Settings, flags: Mapping[str, Any], env_file: Path = Path(".env")) -> dict[str, str]:
-    """Where each setting's value came from: flag, environment, .env or default."""
-    from dotenv import dotenv_values
-
-    dotenv = {k: v for k, v in dotenv_values(env_file).items() if v} if env_file.is_file() else {}
-    sources = {}
-    for field in Settings.model_fields:
-        variable = f"CUSTOMERIO_{field.upper()}"
-        if field in flags:
-            sources[field] = "flag"
-        elif os.environ.get(variable):
-            sources[field] = "environment"
-        elif dotenv.get(variable):
-            sources[field] = ".env"
-        else:
-            sources[field] = "default"
-    return sources
 
 
 def shown_value(value: Any) -> str:
@@ -61,14 +49,81 @@ def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
             out.write("  ".join("-" * width for width in widths) + "\n")
 
 
-async def run_check(settings: Settings, flags: Mapping[str, Any], out: TextIO = sys.stdout) -> int:
-    from customerio_mcp.customerio.client import CustomerIOClient
+@contextmanager
+def _client_logs_quiet() -> Iterator[None]:
+    """The client logs each failed attempt; check reports the outcome itself, once."""
+    logger = logging.getLogger("customerio_mcp.customerio")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+async def _check_track(settings: Settings, out: TextIO, problems: list[str]) -> None:
+    from customerio_mcp.customerio.client import CustomerIOClient, RetryPolicy
     from customerio_mcp.serving.mcp_server import open_http_client
 
-    sources = setting_sources(settings, flags)
+    async with open_http_client(settings) as http:
+        client = CustomerIOClient(settings, http, RetryPolicy(max_retries=0))
+        url = client.lookup_base()
+        with _client_logs_quiet():
+            try:
+                answer = await client.lookup_region()
+            except CustomerIOMCPError as error:
+                verdict = diagnose(error, url, settings)
+                out.write(f"  credentials: {verdict.label.upper()} ({url})\n")
+                problems.append(verdict.problem)
+                return
+    body = answer.body if isinstance(answer.body, dict) else {}
+    out.write("  credentials: valid\n")
+    out.write(f"  region: {answer.region}\n  url: {body.get('url')}\n")
+    out.write(f"  environment id: {body.get('environment_id')}\n")
+    if settings.region not in ("auto", answer.region):
+        out.write("  region setting: WRONG REGION\n")
+        problems.append(
+            f"wrong region: CUSTOMERIO_REGION is {settings.region} but the account is in {answer.region}: set "
+            f"CUSTOMERIO_REGION={answer.region} or auto"
+        )
+
+
+def _check_pipelines(settings: Settings, out: TextIO, problems: list[str], warnings: list[str]) -> None:
+    if settings.pipelines_url is not None and not urlsplit(settings.pipelines_url).path.endswith("/v1"):
+        problems.append(
+            f"CUSTOMERIO_PIPELINES_URL {settings.pipelines_url} does not end in /v1: calls would go to "
+            f"{settings.pipelines_url}/identify; use the base URL with /v1, e.g. https://cdp.customer.io/v1"
+        )
+    key, track_key = settings.pipelines_api_key, settings.api_key
+    if key is not None:
+        if track_key is not None and key.get_secret_value() == track_key.get_secret_value():
+            out.write("  API key: the Track key (CUSTOMERIO_PIPELINES_API_KEY equals CUSTOMERIO_API_KEY)\n")
+            problems.append(
+                "CUSTOMERIO_PIPELINES_API_KEY is the Track API key (it equals CUSTOMERIO_API_KEY): Customer.io "
+                "issues a separate key for Data Pipelines (Data Pipelines > your HTTP API source > API key)"
+            )
+        else:
+            out.write("  API key: present (CUSTOMERIO_PIPELINES_API_KEY; Customer.io checks it on the first call)\n")
+    elif track_key is not None:
+        out.write("  API key: falling back to CUSTOMERIO_API_KEY, the Track key\n")
+        warnings.append(
+            "CUSTOMERIO_PIPELINES_API_KEY is not set, so Pipelines calls use the Track key; Customer.io issues "
+            "separate keys: set CUSTOMERIO_PIPELINES_API_KEY to your HTTP API source's key"
+        )
+    else:
+        out.write("  API key: not configured\n")
+        problems.append("set CUSTOMERIO_PIPELINES_API_KEY (Data Pipelines > your HTTP API source > API key)")
+
+
+async def run_check(
+    settings: Settings, sources: SettingSources, serve_refusal: str | None = None, out: TextIO = sys.stdout
+) -> int:
+    """Print the report; 0 when this command line would serve and the enabled tools have what they need."""
+    env_file = sources.env_file.resolve()
+    out.write(f"Env file: {env_file} ({'read' if env_file.is_file() else 'not found'})\n\n")
     rows = [("setting", "value", "from")]
     for field in Settings.model_fields:
-        rows.append((f"CUSTOMERIO_{field.upper()}", shown_value(getattr(settings, field)), sources[field]))
+        rows.append((variable_name(field), shown_value(getattr(settings, field)), sources.origin(field)))
     out.write("Configuration\n")
     _table(rows, out)
 
@@ -76,7 +131,9 @@ async def run_check(settings: Settings, flags: Mapping[str, Any], out: TextIO = 
     out.write(f"\nTools served ({len(served)} of {len(TOOLS)}): {', '.join(t.name for t in served) or 'none'}\n")
 
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings = base_url_warnings(settings, sources)
+    if serve_refusal:
+        problems.append(serve_refusal.strip().removeprefix("customerio-mcp: "))
     apis = {tool.api for tool in served}
     if not served:
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")
@@ -87,37 +144,12 @@ async def run_check(settings: Settings, flags: Mapping[str, Any], out: TextIO = 
         problems.append(f"set {' and '.join(missing)} (Customer.io > Settings > API Credentials > Track API keys)")
         out.write("  credentials: not configured\n")
     else:
-        async with open_http_client(settings) as http:
-            client = CustomerIOClient(settings, http)
-            try:
-                answer = await client.lookup_region()
-            except CustomerIOMCPError as error:
-                problems.append(f"the Track credentials were not accepted: {error.message}")
-                out.write("  credentials: REFUSED\n")
-            else:
-                body = answer.body if isinstance(answer.body, dict) else {}
-                out.write("  credentials: valid\n")
-                out.write(f"  region: {answer.region}\n  url: {body.get('url')}\n")
-                out.write(f"  environment id: {body.get('environment_id')}\n")
-                if settings.region not in ("auto", answer.region):
-                    problems.append(
-                        f"CUSTOMERIO_REGION is {settings.region} but the account is in {answer.region}: set "
-                        f"CUSTOMERIO_REGION={answer.region} or auto"
-                    )
+        await _check_track(settings, out, problems)
     out.write("\nPipelines API\n")
     if "pipelines" not in apis:
         out.write("  not used by the enabled tools\n")
-    elif settings.pipelines_api_key is not None:
-        out.write("  API key: configured (CUSTOMERIO_PIPELINES_API_KEY; checked on the first call)\n")
-    elif settings.api_key is not None:
-        out.write("  API key: falling back to CUSTOMERIO_API_KEY\n")
-        warnings.append(
-            "CUSTOMERIO_PIPELINES_API_KEY is not set, so Pipelines calls use the Track key; Customer.io issues "
-            "separate keys: set CUSTOMERIO_PIPELINES_API_KEY to your HTTP API source's key"
-        )
     else:
-        out.write("  API key: not configured\n")
-        problems.append("set CUSTOMERIO_PIPELINES_API_KEY (Data Pipelines > your HTTP API source > API key)")
+        _check_pipelines(settings, out, problems, warnings)
 
     out.write("\n")
     for line in warnings:
@@ -145,3 +177,15 @@ def print_tools(settings: Settings, out: TextIO = sys.stdout) -> int:
         rows.append((tool.name, tool.api, f"{tool.method} {tool.path}", ", ".join(hints) or "-", enabled))
     _table(rows, out)
     return 0
+
+
+def quiet_when_piped_to_head(command: Callable[[], int]) -> int:
+    """Run a command that prints to stdout; a reader that stops early (``| head``) ends it quietly, status 0."""
+    try:
+        status = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would complain there; point it at /dev/null instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status

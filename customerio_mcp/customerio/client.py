@@ -120,9 +120,9 @@ class CustomerIOClient:
         return tuple(sorted({value for value in raw if len(value) >= 8}, key=len, reverse=True))
 
     def missing_credentials(self, api: Api) -> list[str]:
-        """The variables a real call to ``api`` still needs (empty when it can be sent)."""
+        """The variables a real call to ``api`` still needs; empty when it could be sent (dry run says so)."""
         try:
-            self._build_authorization(api)
+            self.authorization(api)
         except ConfigurationError as error:
             return list(error.details.get("missing", []))
         return []

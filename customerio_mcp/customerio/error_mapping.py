@@ -138,6 +138,11 @@ def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:
 
 
 def customerio_said(body: Any) -> str:
+    """Customer.io's own error text, without a closing period: every message that quotes it ends the sentence."""
+    return _said(body).rstrip().rstrip(".")
+
+
+def _said(body: Any) -> str:
     """Customer.io's own error text: ``meta.error``, ``meta.errors``, ``errors[]`` or a plain string."""
     if isinstance(body, str):
         return body.strip()[:MAX_ERROR_TEXT]

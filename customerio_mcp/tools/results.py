@@ -73,10 +73,15 @@ def dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) 
     if preview["body"] is not None:
         lines.append(json.dumps(preview["body"], ensure_ascii=False))
     if missing:
-        lines.append(f"A real call would also need {' and '.join(missing)} set in the server's environment.")
-    structured = {"ok": True, "dry_run": True, "tool": tool.name, "api": tool.api, "request": preview}
-    if missing:
-        structured["missing_credentials"] = missing
+        lines.append(f"A real call would still need {' and '.join(missing)} in the server's environment.")
+    structured = {
+        "ok": True,
+        "dry_run": True,
+        "tool": tool.name,
+        "api": tool.api,
+        "request": preview,
+        "missing_credentials": missing,
+    }
     return types.CallToolResult(
         content=[types.TextContent(type="text", text="\n".join(lines))], structured_content=structured
     )
