@@ -136,26 +136,21 @@ def load_settings(overrides: dict[str, Any]) -> Settings | None:
     return settings
 
 
-def refuse_public_bind(settings: Settings, allow_unauthenticated: bool) -> str | None:
-    """Why serving as configured would expose a write key to the network, or None."""
-    from customerio_mcp.serving.http_app import is_loopback
+def refuse_to_serve(settings: Settings, allow_unauthenticated: bool) -> bool:
+    """Write every reason not to serve (see serving/startup_rules.py) to stderr; True when there is one."""
+    from customerio_mcp.serving.startup_rules import serves_publicly_without_authentication, startup_refusals
 
-    if settings.mcp_transport == "stdio" or is_loopback(settings.mcp_host) or settings.mcp_auth_token:
-        return None
-    if allow_unauthenticated:
+    refusals = startup_refusals(settings, allow_unauthenticated)
+    for refusal in refusals:
+        sys.stderr.write(f"customerio-mcp: {refusal}\n")
+    if not refusals and allow_unauthenticated and serves_publicly_without_authentication(settings):
         logging.getLogger("customerio_mcp").warning(
             "!!! serving on %s WITHOUT authentication (--allow-unauthenticated): anyone who can reach port %d can "
             "send data to your Customer.io workspace with your keys. Set CUSTOMERIO_MCP_AUTH_TOKEN instead. !!!",
             settings.mcp_host,
             settings.mcp_port,
         )
-        return None
-    return (
-        f"customerio-mcp: refusing to serve {settings.mcp_transport} on {settings.mcp_host} without a token: anyone "
-        "who can reach the port could write to your Customer.io workspace. Set CUSTOMERIO_MCP_AUTH_TOKEN to a long "
-        "random secret (clients then send 'Authorization: Bearer <token>'), bind to 127.0.0.1, or pass "
-        "--allow-unauthenticated if something in front of this server already authenticates.\n"
-    )
+    return bool(refusals)
 
 
 def serve_http(settings: Settings) -> None:
@@ -211,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         from customerio_mcp.cli.operator_commands import run_check
 
         return anyio.run(run_check, settings, flags)
-    refusal = refuse_public_bind(settings, args.allow_unauthenticated)
-    if refusal:
-        sys.stderr.write(refusal)
+    if refuse_to_serve(settings, args.allow_unauthenticated):
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         if settings.mcp_transport == "stdio":
