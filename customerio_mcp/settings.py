@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     mcp_oauth_audience: str | None = Field(
         default=None, description="Audience access tokens must carry (default: CUSTOMERIO_MCP_PUBLIC_URL)."
     )
-    mcp_oauth_scopes: Annotated[list[str], NoDecode] = Field(
-        default=[], description="Scopes every access token must carry, comma- or space-separated."
+    mcp_oauth_scopes: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Scopes every access token must carry, comma- or space-separated."
     )
     mcp_oauth_destructive_scope: str = Field(
         default="customerio:destructive", description="Scope a token needs for destructive tools and operations."
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     @field_validator("mcp_oauth_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
-        return value.replace(",", " ").split() if isinstance(value, str) else value
+        return value.replace(",", " ").split() or None if isinstance(value, str) else value
 
     @field_validator("mcp_oauth_audience", "mcp_oauth_client_id")
     @classmethod

@@ -22,6 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
 
+from customerio_mcp.serving.oauth import token_scopes
+from customerio_mcp.serving.oauth_issuer import metadata_urls
 from tests.fake_customerio import FakeCustomerIO
 from tests.oauth_server import (
     DESTRUCTIVE,
@@ -338,3 +340,41 @@ def test_a_rotated_key_is_fetched_and_unknown_keys_cannot_force_refetches(
         assert issuer.jwks_fetches() == fetched + 1  # one refetch per cooldown, whatever the tokens say
         # OAuth alone (no static token): any token that is not valid gets the OAuth challenge.
         assert "resource_metadata" in served.raw("Bearer nonsense").headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("issuer", "urls"),
+    [
+        (
+            "https://tenant.eu.auth0.com/",
+            [
+                "https://tenant.eu.auth0.com/.well-known/oauth-authorization-server",
+                "https://tenant.eu.auth0.com/.well-known/openid-configuration",
+            ],
+        ),
+        (
+            "https://sso.example.com/realms/acme",
+            [
+                "https://sso.example.com/.well-known/oauth-authorization-server/realms/acme",
+                "https://sso.example.com/.well-known/openid-configuration/realms/acme",
+                "https://sso.example.com/realms/acme/.well-known/openid-configuration",
+            ],
+        ),
+    ],
+)
+def test_issuer_metadata_is_looked_for_where_the_mcp_spec_says(issuer: str, urls: list[str]) -> None:
+    assert metadata_urls(issuer) == urls
+
+
+@pytest.mark.parametrize(
+    ("claims", "scopes"),
+    [
+        ({"scope": "a customerio:destructive"}, ["a", "customerio:destructive"]),
+        ({"scp": ["a", "b"]}, ["a", "b"]),  # Okta, Entra ID
+        ({"scp": "a b"}, ["a", "b"]),
+        ({"scope": 3}, []),
+        ({}, []),
+    ],
+)
+def test_scopes_are_read_from_scope_or_scp(claims: dict[str, Any], scopes: list[str]) -> None:
+    assert token_scopes(claims) == scopes

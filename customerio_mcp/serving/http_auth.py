@@ -119,7 +119,7 @@ class HttpAuth:
 
     def _metadata_routes(self, public_url: str, issuer: str) -> list[Route]:
         """RFC 9728 metadata at the path-suffixed URL for the public URL, the bare one, and the transport's."""
-        scopes = [*self._settings.mcp_oauth_scopes, self._settings.mcp_oauth_destructive_scope]
+        scopes = [*(self._settings.mcp_oauth_scopes or []), self._settings.mcp_oauth_destructive_scope]
         # Strings, not AnyHttpUrl: the metadata model keeps them exactly as written (an issuer
         # is compared character for character, trailing slash included).
         [route] = create_protected_resource_routes(
@@ -141,7 +141,7 @@ class HttpAuth:
             assert self._settings.mcp_public_url is not None
             required = RequireAuthMiddleware(
                 app,
-                required_scopes=self._settings.mcp_oauth_scopes,
+                required_scopes=self._settings.mcp_oauth_scopes or [],
                 resource_metadata_url=build_resource_metadata_url(self._settings.mcp_public_url),  # type: ignore[arg-type]
             )
             # The token's resource is checked by the verifier (aud), so the backend need not.
