@@ -140,7 +140,7 @@ class OAuthTokenVerifier:
         except PyJWTError as exc:
             raise TokenRefused(f"malformed JWT ({exc})") from exc
         algorithm = header.get("alg")
-        if algorithm not in ASYMMETRIC_ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ASYMMETRIC_ALGORITHMS:
             raise TokenRefused(f"signature algorithm {shown(algorithm)} is not accepted")
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
         jwk = await self.keys.key(kid)
