@@ -79,6 +79,60 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second to each API (0: no pacing); bursts wait, not fail."
     )
 
+    # -- OAuth ----------------------------------------------------------------------------------
+    mcp_oauth_issuer: str | None = Field(
+        default=None, description="OAuth authorization server (issuer URL) whose access tokens are accepted."
+    )
+    mcp_public_url: str | None = Field(
+        default=None, description="This server's public MCP URL, e.g. https://mcp.example.com/mcp (the resource)."
+    )
+    mcp_oauth_audience: str | None = Field(
+        default=None, description="Audience access tokens must carry (default: CUSTOMERIO_MCP_PUBLIC_URL)."
+    )
+    mcp_oauth_scopes: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Scopes every access token must carry, comma- or space-separated."
+    )
+    mcp_oauth_destructive_scope: str = Field(
+        default="customerio:destructive", description="Scope a token needs for destructive tools and operations."
+    )
+    mcp_oauth_introspection_url: str | None = Field(
+        default=None, description="RFC 7662 introspection endpoint, to accept opaque (non-JWT) access tokens."
+    )
+    mcp_oauth_client_id: str | None = Field(
+        default=None, description="Client ID this server authenticates with at the introspection endpoint."
+    )
+    mcp_oauth_client_secret: SecretStr | None = Field(
+        default=None, description="Client secret this server authenticates with at the introspection endpoint."
+    )
+
+    @field_validator("mcp_oauth_issuer", "mcp_public_url", "mcp_oauth_introspection_url")
+    @classmethod
+    def _check_oauth_url(cls, value: str | None) -> str | None:
+        """Kept as written (an issuer is compared character for character); only checked to be a URL."""
+        if value is None:
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// on loopback)")
+        return value
+
+    @field_validator("mcp_oauth_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        return value.replace(",", " ").split() or None if isinstance(value, str) else value
+
+    @field_validator("mcp_oauth_audience", "mcp_oauth_client_id")
+    @classmethod
+    def _strip_oauth_text(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("mcp_oauth_destructive_scope")
+    @classmethod
+    def _one_scope(cls, value: str) -> str:
+        if len(value.split()) != 1:
+            raise ValueError("must be one scope name, without spaces")
+        return value.strip()
+
     @field_validator("log_level", "region", mode="before")
     @classmethod
     def _normalise_case(cls, value: object) -> object:

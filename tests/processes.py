@@ -17,7 +17,7 @@ import httpx2
 
 from tests.fake_customerio import FakeCustomerIO
 
-TOKEN = "test-token-7c1f0b9a2e"
+TOKEN = "test-token-7c1f0b9a2e-5d04c8e1f3a6b927"  # 32+ characters: public binds refuse shorter
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,

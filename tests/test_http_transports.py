@@ -64,7 +64,9 @@ async def test_token_lets_a_client_list_and_call(fake: FakeCustomerIO, transport
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", "Bearer"])
-def test_missing_or_wrong_token_gets_a_bare_401(fake: FakeCustomerIO, transport: str, authorization: str | None):
+def test_missing_or_wrong_token_gets_401_saying_a_bearer_token_is_required(
+    fake: FakeCustomerIO, transport: str, authorization: str | None
+) -> None:
     with http_server(fake, transport) as server:
         method, path = endpoint(transport)
         headers = dict(MCP_HEADERS)
@@ -74,8 +76,13 @@ def test_missing_or_wrong_token_gets_a_bare_401(fake: FakeCustomerIO, transport:
         messages = httpx2.post(server.url + "/messages/?session_id=x", headers=headers, json=INITIALIZE, timeout=5)
     for response in (answer, messages):
         assert response.status_code == 401
+        # No resource_metadata: nothing that sends a client looking for OAuth, which is not offered.
         assert response.headers["www-authenticate"] == "Bearer"
-        assert response.content == b""
+        assert response.json()["error"] == "invalid_token"
+        description = response.json()["error_description"]
+        assert "Authorization: Bearer <token>" in description
+        assert "does not offer OAuth" in description
+        assert TOKEN not in response.text
     assert fake.requests == []
 
 

@@ -151,26 +151,20 @@ def load_settings(overrides: dict[str, Any], sources: SettingSources) -> Setting
     return settings
 
 
-def refuse_public_bind(settings: Settings, allow_unauthenticated: bool) -> str | None:
-    """Why serving as configured would expose a write key to the network, or None."""
-    from customerio_mcp.serving.http_app import is_loopback
+def refuse_to_serve(settings: Settings, allow_unauthenticated: bool, refusals: list[str]) -> bool:
+    """Write every reason not to serve (``startup_refusals``) to stderr; True when there is one."""
+    from customerio_mcp.serving.startup_rules import serves_publicly_without_authentication
 
-    if settings.mcp_transport == "stdio" or is_loopback(settings.mcp_host) or settings.mcp_auth_token:
-        return None
-    if allow_unauthenticated:
+    for refusal in refusals:
+        sys.stderr.write(f"customerio-mcp: {refusal}\n")
+    if not refusals and allow_unauthenticated and serves_publicly_without_authentication(settings):
         logging.getLogger("customerio_mcp").warning(
             "!!! serving on %s WITHOUT authentication (--allow-unauthenticated): anyone who can reach port %d can "
             "send data to your Customer.io workspace with your keys. Set CUSTOMERIO_MCP_AUTH_TOKEN instead. !!!",
             settings.mcp_host,
             settings.mcp_port,
         )
-        return None
-    return (
-        f"customerio-mcp: refusing to serve {settings.mcp_transport} on {settings.mcp_host} without a token: anyone "
-        "who can reach the port could write to your Customer.io workspace. Set CUSTOMERIO_MCP_AUTH_TOKEN to a long "
-        "random secret (clients then send 'Authorization: Bearer <token>'), bind to 127.0.0.1, or pass "
-        "--allow-unauthenticated if something in front of this server already authenticates.\n"
-    )
+    return bool(refusals)
 
 
 def serve_http(settings: Settings) -> None:
@@ -227,15 +221,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return quiet_when_piped_to_head(lambda: print_tools(settings))
     # check applies every rule serve applies, so that its exit 0 means this command line serves.
-    refusal = refuse_public_bind(settings, args.allow_unauthenticated)
+    from customerio_mcp.serving.startup_rules import startup_refusals
+
+    refusals = startup_refusals(settings, args.allow_unauthenticated)
     if args.command == "check":
         import anyio
 
         from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head, run_check
 
-        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusal))
-    if refusal:
-        sys.stderr.write(refusal)
+        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusals))
+    if refuse_to_serve(settings, args.allow_unauthenticated, refusals):
         return 2
     from customerio_mcp.cli.startup_report import announce
 

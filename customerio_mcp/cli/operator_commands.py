@@ -116,7 +116,7 @@ def _check_pipelines(settings: Settings, out: TextIO, problems: list[str], warni
 
 
 async def run_check(
-    settings: Settings, sources: SettingSources, serve_refusal: str | None = None, out: TextIO = sys.stdout
+    settings: Settings, sources: SettingSources, serve_refusals: list[str] | None = None, out: TextIO = sys.stdout
 ) -> int:
     """Print the report; 0 when this command line would serve and the enabled tools have what they need."""
     env_file = sources.env_file.resolve()
@@ -132,8 +132,7 @@ async def run_check(
 
     problems: list[str] = []
     warnings = base_url_warnings(settings, sources)
-    if serve_refusal:
-        problems.append(serve_refusal.strip().removeprefix("customerio-mcp: "))
+    problems += serve_refusals or []
     apis = {tool.api for tool in served}
     if not served:
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")

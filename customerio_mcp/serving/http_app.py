@@ -7,13 +7,13 @@ Layout of the Starlette app:
 - Streamable HTTP (``--transport streamable-http``): ``/mcp``, stateless by default so that any
   replica behind a load balancer can answer any request.
 
-Every MCP path requires ``Authorization: Bearer <CUSTOMERIO_MCP_AUTH_TOKEN>`` when a token is
-set; the SDK's transport security checks Host and Origin (DNS rebinding) and caps body sizes.
+Every MCP path requires ``Authorization: Bearer <CUSTOMERIO_MCP_AUTH_TOKEN>`` when a token is set,
+and/or an OAuth access token when OAuth is configured (``http_auth.py``); the SDK's transport
+security checks Host and Origin (DNS rebinding) and caps body sizes.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -29,8 +29,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from customerio_mcp.serving.http_auth import HttpAuth
 from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
 from customerio_mcp.settings import Settings
 
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
 """Largest MCP request body accepted: a 500 KB batch, even sent as a JSON string, fits."""
-OPEN_PATHS = frozenset({"/healthz"})
 DRAIN_SECONDS = 10.0
 """How long a shutdown waits for tool calls under way before closing the streams anyway."""
 STREAM_FLUSH_SECONDS = 0.2
@@ -67,36 +67,6 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
         allowed_hosts=hosts if hosts is not None else (LOOPBACK_HOSTS if loopback else []),
         allowed_origins=origins if origins is not None else (LOOPBACK_ORIGINS if loopback else []),
     )
-
-
-class BearerTokenMiddleware:
-    """Require ``Authorization: Bearer <token>`` on every path but the open ones.
-
-    A missing or wrong token gets a bare 401 with ``WWW-Authenticate: Bearer``: no body that
-    could tell a prober anything. The comparison takes the same time whatever the token.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._token = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, credentials = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token):
-            await self.app(scope, receive, send)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [(b"www-authenticate", b"Bearer"), (b"content-length", b"0")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
 
 
 async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState) -> None:
@@ -135,7 +105,8 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
     holder: list[AppState] = []
     server = create_server(settings, shared_state=lambda: holder[0], **server_options)  # type: ignore[arg-type]
     security = transport_security(settings)
-    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"])]
+    auth = HttpAuth(settings)
+    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"]), *auth.routes]
     manager: StreamableHTTPSessionManager | None = None
 
     if settings.mcp_transport == "sse":
@@ -158,6 +129,7 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
             open_app_state(settings, **server_options) as state,  # type: ignore[arg-type]
+            auth.running(),
             anyio.create_task_group() as tasks,
         ):
             holder.append(state)
@@ -173,6 +145,5 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
             logger.info("shutting down: closing the Customer.io HTTP client")
 
     app = Starlette(routes=routes, lifespan=lifespan)
-    if settings.mcp_auth_token is not None:
-        app.add_middleware(BearerTokenMiddleware, token=settings.mcp_auth_token.get_secret_value())
+    app.add_middleware(auth.protect)
     return app
