@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         default=None, description="Origin headers accepted (DNS-rebinding protection), comma-separated."
     )
     mcp_stateless: bool = Field(default=True, description="Streamable HTTP without sessions (any replica answers).")
+    mcp_drain_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        le=600,
+        description="On stop, seconds for calls under way to finish (inside Kubernetes' 30 s grace period).",
+    )
 
     # -- what the model may do ----------------------------------------------------------------
     toolsets: Annotated[list[Toolset], NoDecode] = Field(

@@ -189,6 +189,11 @@ class FakeCustomerIO:
         assert len(self.requests) == 1, f"expected exactly one request, got {len(self.requests)}"
         return self.requests[0]
 
+    def requests_by_path(self) -> dict[str, Recorded]:
+        """The last request to each raw path."""
+        with self._lock:
+            return {request.raw_path: request for request in self.requests}
+
     def expected_track_auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.site_id}:{self.api_key}".encode()).decode()
 

@@ -235,7 +235,9 @@ async def test_pacing_300_calls_at_100_per_second(fake: FakeCustomerIO) -> None:
     assert not any(result.is_error for result in results)
     assert [r.answered for r in fake.requests].count(429) == 0
     assert len(fake.requests) == 300
-    assert 2.5 <= elapsed <= 4.5, elapsed
+    # At most 100/s: 300 calls cannot finish in under 2.5 s. The upper bound only catches a pacer that stalls;
+    # it is wide because this machine is shared (measured pacing speed belongs in benchmarks/, not here).
+    assert 2.5 <= elapsed <= 10, elapsed
 
 
 async def test_without_pacing_the_same_burst_meets_429s(fake: FakeCustomerIO) -> None:

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from customerio_mcp.cli.setting_sources import SettingSources
     from customerio_mcp.settings import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 10
 
 FLAG_FOR_SETTING = {
     "mcp_transport": "transport",
@@ -171,7 +170,8 @@ def serve_http(settings: Settings) -> None:
     import anyio
     import uvicorn
 
-    from customerio_mcp.serving.http_app import DRAIN_SECONDS, build_http_app
+    from customerio_mcp.serving.drain import FLUSH_SECONDS
+    from customerio_mcp.serving.http_app import build_http_app
 
     class DrainingServer(uvicorn.Server):
         """Tells the app when a stop is requested, so that it can let calls under way finish."""
@@ -192,7 +192,7 @@ def serve_http(settings: Settings) -> None:
             host=settings.mcp_host,
             port=settings.mcp_port,
             log_config=None,
-            timeout_graceful_shutdown=int(DRAIN_SECONDS) + 5,
+            timeout_graceful_shutdown=int(settings.mcp_drain_seconds + FLUSH_SECONDS) + 3,
             server_header=False,
         )
         await DrainingServer(config, shutdown).serve()
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.mcp_transport == "stdio":
             import anyio
 
-            from customerio_mcp.serving.mcp_server import run_stdio
+            from customerio_mcp.serving.stdio import run_stdio
 
             anyio.run(run_stdio, settings)
         else:

@@ -39,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
 """Largest MCP request body accepted: a 500 KB batch, even sent as a JSON string, fits."""
-DRAIN_SECONDS = 10.0
-"""How long a shutdown waits for tool calls under way before closing the streams anyway."""
 STREAM_FLUSH_SECONDS = 0.2
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
@@ -69,12 +67,10 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     )
 
 
-async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState) -> None:
+async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState, window: float) -> None:
     await shutdown.wait()
-    logger.info("shutdown requested: waiting up to %ss for tool calls under way", DRAIN_SECONDS)
-    with anyio.move_on_after(DRAIN_SECONDS):
-        await state.in_flight.wait_idle()
-        await anyio.sleep(STREAM_FLUSH_SECONDS)  # let the last results reach their streams
+    await state.in_flight.drain(window)  # calls still running at the window's end answer "shutting down"
+    await anyio.sleep(STREAM_FLUSH_SECONDS)  # let the last results reach their streams
     AppStatus.should_exit = True
 
 
@@ -100,7 +96,8 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
     ``shutdown`` is set when the process is asked to stop. Results travel back over SSE streams
     (the SSE transport's stream, or a Streamable HTTP response stream), which sse-starlette would
     close the moment a signal arrives; here they stay open until the tool calls under way have
-    finished (or ``DRAIN_SECONDS`` have passed), and only then are the streams closed.
+    finished (or ``CUSTOMERIO_MCP_DRAIN_SECONDS`` have passed, when the calls still running answer that
+    the server is shutting down), and only then are the streams closed.
     """
     holder: list[AppState] = []
     server = create_server(settings, shared_state=lambda: holder[0], **server_options)  # type: ignore[arg-type]
@@ -135,7 +132,7 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
             holder.append(state)
             if shutdown is not None:
                 AppStatus.disable_automatic_graceful_drain()
-                tasks.start_soon(_drain_then_close_streams, shutdown, state)
+                tasks.start_soon(_drain_then_close_streams, shutdown, state, settings.mcp_drain_seconds)
             if manager is None:
                 yield
             else:

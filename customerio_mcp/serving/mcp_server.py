@@ -8,12 +8,11 @@ per process, opened before the first call and closed on shutdown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx2
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
@@ -22,10 +21,12 @@ from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
 from customerio_mcp.customerio.delivery import RetryPolicy
+from customerio_mcp.serving.drain import InFlightCalls
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
-from customerio_mcp.tools.runner import ToolRunner
+from customerio_mcp.tools.results import interrupted_result
+from customerio_mcp.tools.runner import CallRecord, ToolRunner
 from customerio_mcp.tools.selection import enabled_tools
 
 INSTRUCTIONS = (
@@ -38,30 +39,6 @@ INSTRUCTIONS = (
 
 
 POOL_WAIT_SECONDS = 2.0
-
-
-class InFlightCalls:
-    """Counts tool calls under way, so that a shutdown can wait for them to finish."""
-
-    def __init__(self) -> None:
-        self._count = 0
-        self._idle = anyio.Event()
-        self._idle.set()
-
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        if self._count == 0:
-            self._idle = anyio.Event()
-        self._count += 1
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if self._count == 0:
-                self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
 
 
 @dataclass
@@ -133,8 +110,11 @@ def create_server(
 
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
         state = ctx.lifespan_context
-        with state.in_flight.track():
-            return await state.runner.call(params.name, params.arguments, scope_for(ctx))
+        record = CallRecord()
+        result = None
+        with state.in_flight.track():  # cancelled only when a shutdown's drain window closes on this call
+            result = await state.runner.call(params.name, params.arguments, scope_for(ctx), record)
+        return result if result is not None else interrupted_result(params.name, record)
 
     return Server(
         "customerio-mcp",
@@ -147,11 +127,3 @@ def create_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-
-
-async def run_stdio(settings: Settings) -> None:
-    from mcp.server.stdio import stdio_server
-
-    server = create_server(settings)
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -124,3 +124,23 @@ def _how_to_pass(keys: dict[str, Any]) -> str:
         )
     name, value = next(iter(keys.items()))
     return f'pass `request_body.{name}` = "{value}"'
+
+
+def interrupted_result(name: str, record: Any) -> types.CallToolResult:
+    """The answer of a call that the server stopped at shutdown, when its drain window closed.
+
+    ``record`` is the runner's ``CallRecord``: whether the request may have left, and which keys it carried.
+    """
+    if not record.sending or record.request is None or record.tool is None:
+        error = DeliveryError(
+            f"The server is shutting down and stopped {name} before it sent anything to Customer.io. Nothing was "
+            "sent: call it again once the server is back."
+        )
+        return failure_result(name, error)
+    error = DeliveryError(
+        f"The server is shutting down (CUSTOMERIO_MCP_DRAIN_SECONDS ran out) while {name} was waiting for "
+        "Customer.io's answer. Customer.io may or may not have applied it.",
+        reason="shutting_down",
+        maybe_applied=True,
+    )
+    return failure_result(name, with_repeat_guidance(error, record.tool, record.request))

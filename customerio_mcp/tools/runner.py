@@ -53,6 +53,16 @@ from customerio_mcp.tools.table import TOOLS_BY_NAME, ToolSpec
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class CallRecord:
+    """How far one call got, so that a call stopped at shutdown can still say what it sent."""
+
+    tool: ToolSpec | None = None
+    request: ApiRequest | None = None
+    sending: bool = False
+    """True from the moment the request may have left this process."""
+
+
 @dataclass(frozen=True)
 class CallScope:
     """What one request may do and where it goes: set by the serving layer for each request."""
@@ -81,11 +91,16 @@ class ToolRunner:
         return found
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any] | None, scope: CallScope | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        scope: CallScope | None = None,
+        record: CallRecord | None = None,
     ) -> types.CallToolResult:
         scope = scope or self.default_scope
+        record = record or CallRecord()
         try:
-            tool = self._tool(name, scope.narrowing)
+            tool = record.tool = self._tool(name, scope.narrowing)
             args = dict(arguments or {})
             check_arguments(tool, args)
             if tool.body is not None and mode_of(args) == "get_request_schema":
@@ -94,8 +109,10 @@ class ToolRunner:
                 request = await anyio.to_thread.run_sync(self.build_request, tool, args, scope.narrowing)
             else:
                 request = self.build_request(tool, args, scope.narrowing)
+            record.request = request
             if self._settings.dry_run:
                 return dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
+            record.sending = True
             try:
                 response = await scope.client.send(request)
             except DeliveryError as error:
