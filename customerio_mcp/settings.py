@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     )
     disable_destructive: bool = Field(default=False, description="Hide and refuse deleting/suppressing/merging.")
     dry_run: bool = Field(default=False, description="Validate and show the request; send nothing.")
+    confirm_destructive: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="Ask a person (MCP elicitation) before a destructive call: auto (when the client can), "
+        "required (refuse when it cannot), off.",
+    )
+    mcp_state_keys: Annotated[list[SecretStr] | None, NoDecode] = Field(
+        default=None,
+        description="Secrets (32+ bytes each, comma-separated; the first seals) that seal confirmation state; "
+        "every replica needs the same ones.",
+    )
     rate_limit: float = Field(
         default=100.0, ge=0, description="Requests per second to each API (0: no pacing); bursts wait, not fail."
     )
@@ -139,7 +149,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one scope name, without spaces")
         return value.strip()
 
-    @field_validator("log_level", "region", mode="before")
+    @field_validator("log_level", "region", "confirm_destructive", mode="before")
     @classmethod
     def _normalise_case(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -160,6 +170,24 @@ class Settings(BaseSettings):
                 "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / CUSTOMERIO_PIPELINES_API_KEY"
             )
         return value.rstrip("/")
+
+    @field_validator("mcp_state_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()] or None
+        return value
+
+    @field_validator("mcp_state_keys")
+    @classmethod
+    def _long_keys(cls, value: list[SecretStr] | None) -> list[SecretStr] | None:
+        for number, key in enumerate(value or (), start=1):
+            if len(key.get_secret_value().encode()) < 32:
+                raise ValueError(
+                    f"key {number} is shorter than 32 bytes; generate each with: "
+                    'python -c "import secrets; print(secrets.token_hex(32))"'
+                )
+        return value
 
     @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "toolsets", "tools", mode="before")
     @classmethod

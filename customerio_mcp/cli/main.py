@@ -31,6 +31,7 @@ FLAG_FOR_SETTING = {
     "tools": "tools",
     "disable_destructive": "no_destructive",
     "dry_run": "dry_run",
+    "confirm_destructive": "confirm_destructive",
 }
 """Settings that a flag can set, and the argparse destination of that flag."""
 
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="validate every call and answer with the request it would send; send nothing, need no keys",
+    )
+    parser.add_argument(
+        "--confirm-destructive",
+        choices=["auto", "required", "off"],
+        help="ask a person (MCP elicitation) before a destructive call: auto (when the client can), required "
+        "(refuse when it cannot), off",
     )
     return parser
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx2
@@ -21,6 +21,7 @@ from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
 from customerio_mcp.customerio.delivery import RetryPolicy
+from customerio_mcp.serving.confirmation import asker_for, state_boundary
 from customerio_mcp.serving.drain import InFlightCalls
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
@@ -113,10 +114,11 @@ def create_server(
         record = CallRecord()
         result = None
         with state.in_flight.track():  # cancelled only when a shutdown's drain window closes on this call
-            result = await state.runner.call(params.name, params.arguments, scope_for(ctx), record)
+            scope = replace(scope_for(ctx), ask=asker_for(ctx, params))
+            result = await state.runner.call(params.name, params.arguments, scope, record)
         return result if result is not None else interrupted_result(params.name, record)
 
-    return Server(
+    server: Server[AppState] = Server(
         "customerio-mcp",
         version=__version__,
         title="Customer.io",
@@ -127,3 +129,6 @@ def create_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    # Seals the requestState of confirmation round trips (2026-07-28) before it leaves, verifies it when it returns.
+    server.middleware.append(state_boundary(settings))
+    return server

@@ -111,9 +111,9 @@ def _v2(operation: Any, where: str) -> list[DestructiveOperation]:
         return []
     kind = operation.get("type") if isinstance(operation.get("type"), str) else "?"
     if action == "merge":
-        target = f"{_identity(operation.get('secondary'))} into {_identity(operation.get('primary'))}"
+        target = f"{identity_text(operation.get('secondary'))} into {identity_text(operation.get('primary'))}"
     else:
-        target = _identity(operation.get("identifiers"))
+        target = identity_text(operation.get("identifiers"))
     return [DestructiveOperation(where, f"{clip(kind, 20)} {action}", target, ".action")]
 
 
@@ -142,7 +142,8 @@ def _normalised(event: str) -> str:
     return " ".join(event.split()).lower()
 
 
-def _identity(identifiers: Any) -> str:
+def identity_text(identifiers: Any) -> str:
+    """``id=42, email=a@b`` for an identifiers object, cut short; for questions and errors."""
     if not isinstance(identifiers, dict) or not identifiers:
         return "(no identifiers)"
     return ", ".join(f"{clip(str(key), 20)}={clip(str(value), 60)}" for key, value in list(identifiers.items())[:3])

@@ -31,6 +31,7 @@ from customerio_mcp.tools.arguments import (
     path_value,
 )
 from customerio_mcp.tools.body_checks import is_large, parse_body, prepare_body
+from customerio_mcp.tools.confirmation import Asker, question_for, refusal
 from customerio_mcp.tools.operations import replay_safe
 from customerio_mcp.tools.results import (
     dry_run_result,
@@ -70,6 +71,8 @@ class CallScope:
     client: CustomerIOClient
     """The client of the workspace this request writes to."""
     narrowing: Narrowing = EVERYTHING
+    ask: Asker | None = None
+    """Asks the person behind this request's client to confirm a destructive call; None: nobody to ask."""
 
 
 class ToolRunner:
@@ -96,7 +99,7 @@ class ToolRunner:
         arguments: Mapping[str, Any] | None,
         scope: CallScope | None = None,
         record: CallRecord | None = None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         scope = scope or self.default_scope
         record = record or CallRecord()
         try:
@@ -112,6 +115,9 @@ class ToolRunner:
             record.request = request
             if self._settings.dry_run:
                 return dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
+            confirmation = await self._confirm(tool, args, request, scope)
+            if confirmation is not None:
+                return confirmation
             record.sending = True
             try:
                 response = await scope.client.send(request)
@@ -130,6 +136,28 @@ class ToolRunner:
                     "it with the server's stderr log. The request may or may not have reached Customer.io."
                 ),
             )
+
+    async def _confirm(
+        self, tool: ToolSpec, args: dict[str, Any], request: ApiRequest, scope: CallScope
+    ) -> types.InputRequiredResult | None:
+        """Ask before a destructive call (per CUSTOMERIO_CONFIRM_DESTRUCTIVE); raises when it must not be sent.
+
+        Returns the 2026-07-28 round trip to hand back when the question is asked that way.
+        """
+        mode = self._settings.confirm_destructive
+        if mode == "off":
+            return None
+        question = question_for(tool, args, request)
+        if question is None:
+            return None
+        answer = await scope.ask(question) if scope.ask is not None else "unavailable"
+        if isinstance(answer, types.InputRequiredResult):
+            return answer
+        error = refusal(tool, answer, mode)
+        if error is not None:
+            raise error
+        logger.info("%s: destructive call %s", tool.name, "confirmed" if answer == "accept" else "not asked")
+        return None
 
     def _tool(self, name: str, narrowing: Narrowing) -> ToolSpec:
         enabled = self.enabled(narrowing)
