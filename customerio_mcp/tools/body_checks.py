@@ -38,7 +38,8 @@ V2_OPERATION_MAX = 32 * KB
 V2_BATCH_MAX = 500 * KB
 PIPELINES_CALL_MAX = 32 * KB
 PIPELINES_BATCH_MAX = 500 * KB
-V2_EVENT_ACTIONS = frozenset({"event", "page", "screen"})
+V2_EVENT_ACTIONS = ("event", "page", "screen")
+"""A tuple, not a set: membership by equality never fails on an unhashable value from a model."""
 
 
 @dataclass(frozen=True)
@@ -96,23 +97,63 @@ def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
     """Check ``body`` for ``tool`` and return what to send; raises InputError with nothing sent."""
     if tool.call_type is not None:
         body = _with_call_type(tool.call_type, body)
-    json_hygiene.check_depth(body, "request_body")
-    targets = _key_targets(tool, body)
     limits = LIMITS.get(tool.body or "")
-    if limits is not None:
-        # Measure before anything costlier runs (keys for thousands of items included): the size with
-        # keys is the size as it came plus each key's exact length.
-        size = len(json_hygiene.check_and_encode(body)) + sum(_added_bytes(name, item) for item, name in targets)
-        _check_size(size, limits.whole, "request_body", limits.what)
-    body = _add_dedupe_keys(tool, body, targets)
+    if limits is not None and limits.item is not None and isinstance(body.get("batch"), list):
+        return _prepare_batch(tool, body, limits)
+    body = _add_dedupe_keys(tool, body, _key_targets(tool, body))
     content = json_hygiene.check_and_encode(body)
     if limits is not None:
         _check_size(len(content), limits.whole, "request_body", limits.what)
-        if limits.item is not None and len(content) > limits.item:
-            _check_items(body, limits)
-    _validate(tool, body)
     _check_limits(tool, body, len(content))
+    if json_hygiene.can_nest(len(content), json_hygiene.MAX_DEPTH):
+        json_hygiene.check_depth(body, "request_body")
+    _validate(tool, body)
     return PreparedBody(body, content)
+
+
+def _prepare_batch(tool: ToolSpec, body: dict[str, Any], limits: Limits) -> PreparedBody:
+    """A batch, cheapest checks first, so that no body up to the HTTP cap costs much to refuse.
+
+    One encode of the whole body by the C encoder measures it; then items are validated in Rust,
+    stopping at the first bad one. Only a body that passed both is encoded item by item (which measures
+    each item) and walked in Python: depth, only where an item is big enough to nest too deep; keys,
+    minted once the body is known to fit with them; per-item limits. Items that received a key are
+    encoded again, and the final bytes are spliced from the items.
+    """
+    assert limits.item is not None
+    _check_size(len(json_hygiene.check_and_encode(body)), limits.whole, "request_body", limits.what)
+    _validate(tool, body)
+    encoded = json_hygiene.EncodedBatch.of(body)
+    _check_items(encoded.item_sizes(), limits)
+    _check_batch_depth(body, encoded)
+    targets = _key_targets(tool, body)
+    with_keys = encoded.size() + sum(_added_bytes(name, item) for item, name in targets)
+    _check_size(with_keys, limits.whole, "request_body", limits.what)  # before minting thousands of keys
+    keyed = _add_dedupe_keys(tool, body, targets)
+    lacking = {id(item): name for item, name in targets}
+    for index, item in enumerate(body["batch"]):
+        name = lacking.get(id(item))
+        if name is not None:
+            encoded.add_key(index, name, keyed["batch"][index][name])
+    content = encoded.content(keyed)
+    sizes = encoded.item_sizes()
+    _check_size(len(content), limits.whole, "request_body", limits.what)
+    _check_items(sizes, limits)
+    if tool.body == "v2_batch":
+        # An operation of n bytes cannot break a limit of more than n bytes: small ones need no look.
+        for index, (operation, size) in enumerate(zip(keyed["batch"], sizes, strict=True)):
+            if size > EVENT_NAME_MAX:
+                _check_v2_operation(operation, f"request_body.batch[{index}]", size)
+    return PreparedBody(keyed, content)
+
+
+def _check_batch_depth(body: dict[str, Any], encoded: json_hygiene.EncodedBatch) -> None:
+    """Depth of each item (3 levels below the body) that is big enough to nest too deep, and of the rest."""
+    allowed = json_hygiene.MAX_DEPTH - 2
+    for index, (item, size) in enumerate(zip(body["batch"], encoded.item_sizes(), strict=True)):
+        if json_hygiene.can_nest(size, allowed):
+            json_hygiene.check_depth(item, f"request_body.batch[{index}]", allowed)
+    json_hygiene.check_depth({**body, "batch": []}, "request_body")
 
 
 def check_path_parameter(field: str, value: str, limit: int) -> None:
@@ -151,11 +192,10 @@ def _key_targets(tool: ToolSpec, body: dict[str, Any]) -> list[KeyTarget]:
         candidates, name = [body], "messageId"
     elif kind == "v2_entity":
         candidates, name = [body] if _is_v2_event(body) else [], "id"
-    elif kind in ("v2_batch", "pipelines_batch") and isinstance(body.get("batch"), list):
-        if kind == "v2_batch":
-            candidates, name = [item for item in body["batch"] if _is_v2_event(item)], "id"
-        else:
-            candidates, name = [item for item in body["batch"] if isinstance(item, dict)], "messageId"
+    elif kind == "v2_batch" and isinstance(body.get("batch"), list):
+        candidates, name = [item for item in body["batch"] if _is_v2_event(item)], "id"
+    elif kind == "pipelines_batch" and isinstance(body.get("batch"), list):
+        candidates, name = [item for item in body["batch"] if type(item) is dict], "messageId"
     else:
         return []
     return [(item, name) for item in candidates if name not in item]
@@ -166,12 +206,7 @@ def _added_bytes(name: str, item: dict[str, Any]) -> int:
 
 
 def _is_v2_event(operation: Any) -> bool:
-    return (
-        isinstance(operation, dict)
-        and operation.get("type") == "person"
-        and isinstance(operation.get("action"), str)
-        and operation["action"] in V2_EVENT_ACTIONS
-    )
+    return type(operation) is dict and operation.get("type") == "person" and operation.get("action") in V2_EVENT_ACTIONS
 
 
 def _add_dedupe_keys(tool: ToolSpec, body: dict[str, Any], targets: list[KeyTarget]) -> dict[str, Any]:
@@ -197,10 +232,9 @@ def _check_size(size: int, limit: int, field: str, what: str) -> None:
         raise _too_big(field, size, limit, what, fix)
 
 
-def _check_items(body: dict[str, Any], limits: Limits) -> None:
+def _check_items(item_sizes: list[int], limits: Limits) -> None:
     assert limits.item is not None
-    for index, item in enumerate(body.get("batch") or ()):
-        size = len(json_hygiene.encode(item))
+    for index, size in enumerate(item_sizes):
         if size > limits.item:
             raise _too_big(
                 f"request_body.batch[{index}]",
@@ -218,7 +252,9 @@ def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
         item_validator = compiled(api, key, item=True)
         for index, item in enumerate(body["batch"]):
             if not item_validator.is_valid(item):
-                raise explain(explainer(api, key, item=True), item, f"request_body.batch[{index}]", union)
+                where = f"request_body.batch[{index}]"
+                json_hygiene.check_depth(item, where)  # explaining walks the item: bound it first
+                raise explain(explainer(api, key, item=True), item, where, union)
         if compiled(api, key).is_valid(body):
             return
         # Every item is valid, so the envelope is not: explain it with one item, not thousands.
@@ -241,7 +277,8 @@ def _check_limits(tool: ToolSpec, body: dict[str, Any], size: int) -> None:
 def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) -> None:
     """Event name and data limits; ``size`` is the whole body's, so small bodies skip measuring data."""
     name = event.get("name")
-    if isinstance(name, str) and len(name.encode()) > EVENT_NAME_MAX:
+    # A character is at most 4 bytes: names of up to 25 characters need no encoding to measure.
+    if isinstance(name, str) and len(name) > EVENT_NAME_MAX // 4 and len(name.encode()) > EVENT_NAME_MAX:
         raise InputError(
             f"{where}.name",
             f"is {len(name.encode())} bytes; Customer.io allows at most {EVENT_NAME_MAX} bytes for an event name",
@@ -258,7 +295,8 @@ def _check_v2_operation(operation: dict[str, Any], where: str, size: int) -> Non
     identifiers = operation.get("identifiers")
     if operation.get("type") == "person" and isinstance(identifiers, dict):
         for key in ("id", "email", "cio_id"):
-            if isinstance(identifiers.get(key), str):
-                check_path_parameter(f"{where}.identifiers.{key}", identifiers[key], PERSON_ID_MAX)
+            value = identifiers.get(key)
+            if isinstance(value, str) and len(value) > PERSON_ID_MAX // 4:
+                check_path_parameter(f"{where}.identifiers.{key}", value, PERSON_ID_MAX)
     if operation.get("action") in V2_EVENT_ACTIONS:
         _check_event(operation, where, "attributes", size)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from customerio_mcp.errors import InputError
@@ -24,14 +25,71 @@ from customerio_mcp.tools.schema_errors import location
 
 MAX_DEPTH = 64
 """Objects and arrays nested deeper than this are refused; real payloads use a handful of levels."""
+MIN_BYTES_PER_LEVEL = 2
+"""Each level of nesting costs at least its two brackets: a value of ``n`` encoded bytes nests at most n/2 deep."""
 MAX_INTEGER_DIGITS = 20
 """An unsigned 64-bit integer has 20 digits; Customer.io cannot store a longer one as a number."""
-_LONG_NUMBER = re.compile(rb"(?<![\w.\"\\])-?\d{%d,}" % (MAX_INTEGER_DIGITS + 1))
+_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
+_DIGITS_ONLY = bytes(ch if ch == ord("0") else ord(" ") for ch in _DIGITS)
+"""Every digit becomes ``0``, every other byte a space: a long integer is then a run of zeros."""
+_LONG_RUN = b"0" * (MAX_INTEGER_DIGITS + 1)
+
+
+def _may_hold_a_long_integer(data: bytes) -> bool:
+    """A fast (C-speed) test that can only err towards yes; a yes is confirmed by walking the body."""
+    return _LONG_RUN in data.translate(_DIGITS_ONLY)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def encode(body: Any) -> bytes:
     """The exact bytes sent for ``body``: compact UTF-8 JSON."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(body).encode()
+
+
+@dataclass
+class EncodedBatch:
+    """A body with a ``batch`` list, encoded item by item: the items' JSON texts and the rest of the body."""
+
+    before: str
+    items: list[str]
+    after: str
+
+    @classmethod
+    def of(cls, body: dict[str, Any], where: str = "request_body") -> EncodedBatch:
+        marker = f'"batch-{uuid.uuid4().hex}"'
+        try:
+            items = [_ENCODER.encode(item) for item in body["batch"]]
+            shell = _ENCODER.encode({**body, "batch": marker[1:-1]})
+        except (ValueError, UnicodeEncodeError, RecursionError, TypeError):
+            raise _locate(body, where) or InputError(where, "is not plain JSON", "send a JSON object") from None
+        before, after = shell.split(marker, 1)
+        return cls(before, items, after)
+
+    def item_sizes(self) -> list[int]:
+        return [len(item) if item.isascii() else len(item.encode()) for item in self.items]
+
+    def size(self) -> int:
+        return len((self.before + self.after).encode()) + 2 + sum(self.item_sizes()) + max(0, len(self.items) - 1)
+
+    def add_key(self, index: int, name: str, value: str) -> None:
+        """Item ``index`` with ``"name": "value"`` appended, as the encoder writes ``{**item, name: value}``.
+
+        Keys are ASCII names and ULIDs, so the text can be spliced instead of encoding the item again.
+        """
+        item = self.items[index]
+        member = f'"{name}":"{value}"'
+        self.items[index] = "{" + member + "}" if item == "{}" else item[:-1] + "," + member + "}"
+
+    def content(self, body: dict[str, Any], where: str = "request_body") -> bytes:
+        """The exact bytes to send, refused if they hold an integer too long to be a number."""
+        data = (self.before + "[" + ",".join(self.items) + "]" + self.after).encode()
+        if _may_hold_a_long_integer(data):
+            problem = _locate(body, where)
+            if problem is not None:
+                raise problem
+        return data
 
 
 def parse(text: str, where: str) -> Any:
@@ -58,29 +116,42 @@ def parse(text: str, where: str) -> Any:
 
 
 def check_and_encode(body: Any, where: str = "request_body") -> bytes:
-    """Refuse what JSON or Customer.io cannot carry; return the exact bytes to send."""
-    check_depth(body, where)
+    """Refuse what JSON or Customer.io cannot carry; return the exact bytes to send.
+
+    Depth is the caller's to check (``check_depth``), where it is cheapest: the C encoder itself copes
+    with any nesting the SDK's parser or ``parse`` let through.
+    """
     try:
-        data = encode(body)
+        data = _ENCODER.encode(body).encode()
     except (ValueError, UnicodeEncodeError, RecursionError, TypeError):
         raise _locate(body, where) or InputError(where, "is not plain JSON", "send a JSON object") from None
-    if _LONG_NUMBER.search(data):
+    if _may_hold_a_long_integer(data):
         problem = _locate(body, where)
         if problem is not None:
             raise problem
     return data
 
 
-def check_depth(body: Any, where: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH. Only containers are visited, and paths are traced only on failure."""
+def can_nest(size: int, levels: int) -> bool:
+    """Whether ``levels`` of nesting fit in ``size`` encoded bytes (when not, no walk is needed)."""
+    return size >= MIN_BYTES_PER_LEVEL * levels
+
+
+def check_depth(body: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse nesting deeper than MAX_DEPTH. Only containers are visited, and paths are traced only on failure.
+
+    A container's children are typed at C speed (``map(type, ...)``), so long runs of scalars (300,000
+    numbers in a list) cost little; only containers holding containers are walked in Python.
+    """
     stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
         value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _too_deep(location(where, _path_deeper_than(body, MAX_DEPTH)))
-        for child in value.values() if type(value) is dict else value:
-            if type(child) is dict or type(child) is list:
-                stack.append((child, depth + 1))
+        if depth > limit:
+            raise _too_deep(location(where, _path_deeper_than(body, limit)))
+        children = value.values() if type(value) is dict else value
+        kinds = set(map(type, children))
+        if dict in kinds or list in kinds:
+            stack.extend((child, depth + 1) for child in children if type(child) is dict or type(child) is list)
 
 
 def _path_deeper_than(body: Any, limit: int) -> tuple[Any, ...]:

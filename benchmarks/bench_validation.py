@@ -1,0 +1,202 @@
+"""Benchmark the cost of checking request bodies: valid batches, hostile bodies, and who waits meanwhile.
+
+    python benchmarks/bench_validation.py [--rounds 5]
+
+Targets (the fidelity issue):
+
+- a valid 5,000-operation v2 batch under 500 KB is checked in ≤ 50 ms;
+- any hostile body up to the 1 MiB HTTP cap is refused in ≤ 50 ms;
+- while one is being checked, a concurrent tool call and ``/healthz`` are delayed by ≤ 100 ms.
+
+The first two are measured in process (``ToolRunner.build_request``: every local check, nothing sent),
+medians of ``--rounds``. The third runs the real server over Streamable HTTP against the fake
+Customer.io and sends the largest bodies while a second client polls ``/healthz`` and makes small
+calls, reporting the worst delay seen. Exit code 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx2  # noqa: E402
+
+from customerio_mcp.customerio.client import CustomerIOClient  # noqa: E402
+from customerio_mcp.errors import InputError  # noqa: E402
+from customerio_mcp.settings import Settings  # noqa: E402
+from customerio_mcp.tools.runner import ToolRunner  # noqa: E402
+from customerio_mcp.tools.table import TOOLS_BY_NAME  # noqa: E402
+from tests.fake_customerio import FakeCustomerIO  # noqa: E402
+from tests.processes import TOKEN, http_server  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def valid_batch(count: int = 5_000) -> dict[str, Any]:
+    operations = []
+    for i in range(count):
+        if i % 2:
+            operations.append({"type": "person", "action": "event", "identifiers": {"id": str(i)}, "name": "purchase"})
+        else:
+            operations.append(
+                {"type": "person", "action": "identify", "identifiers": {"id": str(i)}, "attributes": {"p": 1}}
+            )
+    return {"batch": operations}
+
+
+def hostile_bodies() -> dict[str, tuple[str, Any]]:
+    """Bodies up to about 1 MiB, each refused: (tool, request_body)."""
+    last_bad = valid_batch(4_000)
+    last_bad["batch"][-1] = {"type": "person", "action": "event", "identifiers": {"id": "x"}}  # no name
+    return {
+        "40,000 empty v2 operations (~120 KB)": ("batch_process_requests", {"batch": [{}] * 40_000}),
+        "200,000 empty v2 operations (~600 KB)": ("batch_process_requests", {"batch": [{}] * 200_000}),
+        "40,000 empty Pipelines calls": ("send_batch_requests", {"batch": [{}] * 40_000}),
+        "4,000 valid operations, the last one wrong": ("batch_process_requests", last_bad),
+        "1 MiB of event data": ("track_anonymous_event", {"name": "e", "data": {"blob": "x" * MiB}}),
+        "1 MiB string body, nested 1,000 deep": ("track_anonymous_event", "[" * 1000 + "]" * 1000 + " " * (MiB - 2000)),
+        "1 MiB string body, not JSON": ("track_anonymous_event", "{" + "a" * (MiB - 1)),
+        "130,000 integers in one list (~1 MiB)": (
+            "track_anonymous_event",
+            {"name": "e", "data": {"n": list(range(130_000))}},
+        ),
+    }
+
+
+def timed(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
+    samples, outcome = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        try:
+            outcome = work()
+        except InputError as error:
+            outcome = error
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), outcome
+
+
+def in_process(rounds: int) -> list[tuple[str, float, float, bool]]:
+    settings = Settings(site_id="s", api_key="k", track_url="http://127.0.0.1:9", rate_limit=0)
+    runner = ToolRunner(CustomerIOClient(settings, httpx2.AsyncClient()), settings)
+    rows = []
+    batch = valid_batch()
+    size = len(json.dumps(batch, separators=(",", ":")))
+    assert size < 500 * 1024, size
+    elapsed, outcome = timed(
+        lambda: runner.build_request(TOOLS_BY_NAME["batch_process_requests"], {"request_body": batch}), rounds
+    )
+    assert not isinstance(outcome, InputError), outcome
+    rows.append((f"valid 5,000-operation v2 batch ({size:,} B)", elapsed, 0.050, elapsed <= 0.050))
+    for label, (tool, body) in hostile_bodies().items():
+        elapsed, outcome = timed(
+            lambda tool=tool, body=body: runner.build_request(TOOLS_BY_NAME[tool], {"request_body": body}), rounds
+        )
+        assert isinstance(outcome, InputError), f"{label} was not refused"
+        rows.append((f"refuse: {label}", elapsed, 0.050, elapsed <= 0.050))
+    return rows
+
+
+def under_load() -> tuple[float, float, int]:
+    """Worst /healthz and small-call delay while the largest bodies are checked, over Streamable HTTP."""
+    from anyio import run
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with (
+        FakeCustomerIO() as fake,
+        http_server(fake, "streamable-http", CUSTOMERIO_RATE_LIMIT="0", CUSTOMERIO_LOG_LEVEL="WARNING") as server,
+    ):
+        stop = threading.Event()
+        health: list[float] = []
+
+        def poll() -> None:
+            with httpx2.Client(timeout=10) as http:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    http.get(server.url + "/healthz")
+                    health.append(time.perf_counter() - started)
+                    time.sleep(0.01)
+
+        async def load() -> tuple[list[float], int]:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            small: list[float] = []
+            refused = 0
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=60) as http,
+                Client(streamable_http_client(server.url + "/mcp", http_client=http)) as heavy,
+                Client(streamable_http_client(server.url + "/mcp", http_client=http)) as light,
+            ):
+                import anyio
+
+                async def hammer() -> None:
+                    nonlocal refused
+                    for _ in range(3):
+                        for tool, body in hostile_bodies().values():
+                            result = await heavy.call_tool(tool, {"request_body": body})
+                            refused += bool(result.is_error)
+                        await heavy.call_tool("batch_process_requests", {"request_body": valid_batch(4_000)})
+
+                async def calls() -> None:
+                    while not done.is_set():
+                        started = time.perf_counter()
+                        await light.call_tool("get_track_api_region", {})
+                        small.append(time.perf_counter() - started)
+                        await anyio.sleep(0.02)
+
+                done = anyio.Event()
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(calls)
+                    await hammer()
+                    done.set()
+            return small, refused
+
+        baseline_started = time.perf_counter()
+        httpx2.get(server.url + "/healthz")
+        baseline = time.perf_counter() - baseline_started
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        small, refused = run(load)
+        stop.set()
+        poller.join()
+    return max(health) - baseline, max(small) - statistics.median(small), refused
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    rows = in_process(args.rounds)
+    if not args.skip_http:
+        health_delay, call_delay, refused = under_load()
+        expected = 3 * len(hostile_bodies())
+        rows.append((f"hostile bodies refused over HTTP ({refused} of {expected})", 0.0, 0.0, refused == expected))
+        rows.append(
+            ("worst /healthz delay while hostile bodies are checked", health_delay, 0.100, health_delay <= 0.100)
+        )
+        rows.append(("worst extra delay of a concurrent tool call", call_delay, 0.100, call_delay <= 0.100))
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"body-check benchmark ({machine}; in-process medians of {args.rounds} rounds)\n")
+    print("| measure | time | target | met |")
+    print("|---|---|---|---|")
+    for label, elapsed, target, met in rows:
+        print(f"| {label} | {elapsed * 1000:.1f} ms | ≤ {target * 1000:.0f} ms | {'yes' if met else 'NO'} |")
+    return 0 if all(row[-1] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
