@@ -1,0 +1,47 @@
+"""Text a client chose, made safe to put in a log line or an error message.
+
+Anything a client sends (a Host header, a session id, a tool name, a field value) may be long,
+may contain newlines that forge extra log lines, or terminal escape sequences that rewrite what
+an operator sees. ``clip`` turns such text into one short, printable line: control characters
+become visible escapes and the text is cut to a limit, saying how much was left out.
+"""
+
+from __future__ import annotations
+
+import re
+
+CLIP_LIMIT = 100
+"""Characters of client text kept in a log line or an error message."""
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+"""C0 and C1 controls, DEL, Unicode line and paragraph separators, zero-width and bidi controls."""
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def neutralise(text: str) -> str:
+    """``text`` with every control or invisible formatting character replaced by its escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def clip(text: object, limit: int = CLIP_LIMIT) -> str:
+    """One printable line of at most about ``limit`` characters, from any client-supplied value.
+
+    Bytes are decoded as UTF-8 (invalid bytes replaced); anything else goes through ``str``.
+    The cut is made before escaping, so the limit counts the client's characters, and a cut text
+    ends with ``…(+N)`` giving how many characters were dropped.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    elif not isinstance(text, str):
+        text = str(text)
+    if len(text) <= limit:
+        return neutralise(text)
+    return f"{neutralise(text[:limit])}…(+{len(text) - limit})"
