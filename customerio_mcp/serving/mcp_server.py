@@ -21,6 +21,7 @@ from mcp.server import Server, ServerRequestContext
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient, RetryPolicy
+from customerio_mcp.serving.limits import CallLimiter, ServerBusy, slot_held
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
@@ -62,6 +63,7 @@ class InFlightCalls:
 class AppState:
     runner: ToolRunner
     client: CustomerIOClient
+    calls: CallLimiter
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
 
 
@@ -85,7 +87,8 @@ async def open_app_state(
     """Open the process's HTTP client and the runner that uses it; close the client on exit."""
     async with open_http_client(settings) as http:
         client = CustomerIOClient(settings, http, retry, region_urls)
-        yield AppState(runner=ToolRunner(client, settings), client=client)
+        calls = CallLimiter(settings.mcp_max_concurrent_calls)
+        yield AppState(runner=ToolRunner(client, settings), client=client, calls=calls)
 
 
 def create_server(
@@ -121,8 +124,12 @@ def create_server(
 
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
         state = ctx.lifespan_context
-        with state.in_flight.track():
-            return await state.runner.call(params.name, params.arguments, scope_for(ctx))
+        try:
+            async with state.calls.slot(already_held=slot_held(ctx.request)):
+                with state.in_flight.track():
+                    return await state.runner.call(params.name, params.arguments, scope_for(ctx))
+        except ServerBusy as busy:  # refused before anything was sent to Customer.io
+            return busy.tool_result()
 
     return Server(
         "customerio-mcp",
