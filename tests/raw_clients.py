@@ -98,14 +98,14 @@ def wait_for(condition: Any, timeout: float, interval: float = 0.2) -> bool:
 
 
 @asynccontextmanager
-async def sse_session(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tuple[str, httpx2.Response]]:
-    """Open ``GET /sse`` raw; yield the message endpoint (path and query) and the open stream."""
+async def sse_session(url: str, http: httpx2.AsyncClient) -> AsyncIterator[tuple[str, AsyncIterator[str]]]:
+    """Open ``GET /sse`` raw; yield the message endpoint (path and query) and the stream's further lines."""
     async with http.stream("GET", url + "/sse", headers={"Authorization": f"Bearer {TOKEN}"}) as stream:
         assert stream.status_code == 200, stream.status_code
         lines = stream.aiter_lines()
         async for line in lines:
             if line.startswith("data:"):
-                yield line.removeprefix("data:").strip(), stream
+                yield line.removeprefix("data:").strip(), lines
                 return
         raise AssertionError("no endpoint event")
 
