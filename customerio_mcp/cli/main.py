@@ -204,6 +204,9 @@ def serve_http(settings: Settings) -> None:
             proxy_headers=bool(trusted),
             forwarded_allow_ips=trusted,
             timeout_keep_alive=5,
+            # A burst beyond the accept queue has its SYNs dropped (a 1 s retransmit for everyone,
+            # health checks included): let the queue hold as many connections as may be open.
+            backlog=max(2048, guard.max_connections),
         )
         if guard.max_connections < settings.mcp_max_connections:
             logging.getLogger("customerio_mcp").warning(

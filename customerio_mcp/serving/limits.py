@@ -1,10 +1,11 @@
 """Bounded work: how many tool calls run at once, and how many sessions stay open.
 
 Every tool call takes a slot from the process's ``CallLimiter`` before anything is sent to
-Customer.io. When all slots are taken a call waits ``CALL_QUEUE_SECONDS`` for one, then is
-refused with "server busy, retry in N s", N being how long calls have lately taken. A refusal
-therefore never reaches Customer.io, and a burst of calls against a slow upstream cannot pile up
-unbounded memory in the process.
+Customer.io. When all slots are taken a call waits about ``CALL_QUEUE_SECONDS`` for one (as many
+calls may wait as there are slots; beyond that they are refused at once), then is refused with
+"server busy, retry in N s", N being how long calls have lately taken. A refusal therefore never
+reaches Customer.io, and a burst of calls against a slow upstream cannot pile up unbounded memory
+in the process. Waits end at slightly different times, so that refusals do not come in one burst.
 
 Where the transport allows it the refusal is an HTTP status: ``BusyGate`` sits in front of the
 Streamable HTTP endpoint, takes the slot for a POST that carries a ``tools/call`` and answers
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -62,6 +64,7 @@ class CallLimiter:
         self.max_calls = max_calls
         self._queue_seconds = queue_seconds
         self._slots = anyio.Semaphore(max_calls, fast_acquire=True)
+        self._waiting = 0
         self._typical_seconds = _TYPICAL_START
 
     @property
@@ -79,9 +82,14 @@ class CallLimiter:
             yield
             return
         acquired = False
-        with anyio.move_on_after(self._queue_seconds):
-            await self._slots.acquire()
-            acquired = True
+        if self._slots.value > 0 or self._waiting < self.max_calls:
+            self._waiting += 1
+            try:
+                with anyio.move_on_after(self._queue_seconds * random.uniform(0.75, 1.25)):  # noqa: S311
+                    await self._slots.acquire()
+                    acquired = True
+            finally:
+                self._waiting -= 1
         if not acquired:
             raise ServerBusy(self.max_calls, self.retry_after())
         started = anyio.current_time()
