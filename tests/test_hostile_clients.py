@@ -217,19 +217,29 @@ def test_suppressed_lines_are_counted_when_logging_resumes() -> None:
     assert lines[10:] == ["refused again (15 similar lines suppressed)", "another kind"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("trusted", "shown"), [(None, "127.0.0.1:"), ("127.0.0.1", "203.0.113.9 ")])
-def test_access_log_believes_x_forwarded_for_only_from_a_trusted_proxy(trusted: str | None, shown: str) -> None:
+def test_access_log_believes_x_forwarded_for_only_from_a_trusted_proxy(
+    transport: str, trusted: str | None, shown: str
+) -> None:
     env = {"CUSTOMERIO_LOG_LEVEL": "INFO"}
     if trusted:
         env["CUSTOMERIO_MCP_TRUSTED_PROXIES"] = trusted
-    with http_server(None, "streamable-http", **env) as server:
+    path = "/mcp" if transport == "streamable-http" else "/messages/"
+    with http_server(None, transport, **env) as server:
         headers = {**MCP_HEADERS, "X-Forwarded-For": "203.0.113.9"}
-        answer = httpx2.post(server.url + "/mcp?token=query-secret-123", headers=headers, json=INITIALIZE, timeout=10)
+        answer = httpx2.post(
+            server.url + path + "?token=query-secret-123", headers=headers, json=INITIALIZE, timeout=10
+        )
         _, stderr = server.stop()
-    assert answer.status_code == 200
-    (line,) = [line for line in stderr.splitlines() if "customerio_mcp.access" in line and "POST /mcp" in line]
+    (line,) = [line for line in stderr.splitlines() if f'"POST {path}"' in line]
     assert shown in line
-    assert re.search(r'"POST /mcp" 200 \d+ ms$', line), line
+    if transport == "streamable-http":  # a request that went well: INFO on the access log
+        assert answer.status_code == 200
+        assert re.search(r'customerio_mcp.access: \S+ "POST /mcp" 200 \d+ ms$', line), line
+    else:  # no session_id: a client mistake, one WARNING with the reason
+        assert answer.status_code == 400
+        assert re.search(r'customerio_mcp.clients: \S+ "POST /messages/" 400 \d+ ms: session_id is required$', line)
     assert "query-secret-123" not in stderr
     if trusted is None:
         assert "203.0.113.9" not in stderr
@@ -278,3 +288,18 @@ def test_running_out_of_descriptors_at_accept_is_one_line_not_a_traceback_a_seco
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "cannot accept connections (Too many open files; 1 time(s) since the last line)" in lines[0]
+
+
+def test_trusted_proxies_must_be_addresses_networks_or_a_star() -> None:
+    from pydantic import ValidationError
+
+    from customerio_mcp.settings import Settings
+
+    assert Settings(mcp_trusted_proxies="10.0.0.0/8, 127.0.0.1,::1").mcp_trusted_proxies == [
+        "10.0.0.0/8",
+        "127.0.0.1",
+        "::1",
+    ]
+    assert Settings(mcp_trusted_proxies="*").mcp_trusted_proxies == ["*"]
+    with pytest.raises(ValidationError, match=r"'proxy\.internal' is not an IP address"):
+        Settings(mcp_trusted_proxies="10.0.0.1,proxy.internal")
