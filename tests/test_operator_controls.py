@@ -230,7 +230,8 @@ def test_dry_run_flag_and_environment_over_stdio(untouchable: FakeCustomerIO) ->
 
 async def paced_burst(fake: FakeCustomerIO, rate: float, calls: int = 300) -> tuple[float, list[Any]]:
     results: list[Any] = []
-    settings = settings_for(fake, rate_limit=rate)
+    # Every call at once: pacing alone, not the concurrency limit (test_limits.py), decides here.
+    settings = settings_for(fake, rate_limit=rate, mcp_max_concurrent_calls=calls)
     async with connect(settings) as client:
         started = time.monotonic()
         async with anyio.create_task_group() as tg:

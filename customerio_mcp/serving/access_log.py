@@ -30,7 +30,9 @@ REASON = "customerio_mcp.refusal"
 _ERROR_TEXT_BYTES = 300
 
 
-async def refuse(scope: Scope, send: Send, status: int, body: str, reason: str, headers: Collection = ()) -> None:
+async def refuse(
+    scope: Scope, send: Send, status: int, body: str, reason: str, headers: Collection[tuple[bytes, bytes]] = ()
+) -> None:
     """Answer ``status`` with a short plain-text ``body``, and leave ``reason`` for the access log."""
     scope[REASON] = reason
     payload = body.encode()
