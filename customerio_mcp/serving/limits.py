@@ -43,13 +43,13 @@ _RETRY_AFTER_MAX = 60
 
 
 class ServerBusy(Exception):
-    """Every call slot stayed taken for the whole queueing time."""
+    """Every call slot stayed taken for the whole queueing time, or too many calls were already waiting."""
 
     def __init__(self, max_calls: int, retry_after: int) -> None:
         self.max_calls = max_calls
         self.retry_after = retry_after
         super().__init__(
-            f"server busy: {max_calls} tool calls are already under way and none finished in time; "
+            f"server busy: {max_calls} tool calls are already under way (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS); "
             f"nothing was sent to Customer.io. Retry in {retry_after} s."
         )
 
