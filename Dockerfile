@@ -2,6 +2,11 @@
 #   docker build -t customerio-mcp .
 #   docker run --read-only -p 8000:8000 -e CUSTOMERIO_SITE_ID=… -e CUSTOMERIO_API_KEY=… \
 #     -e CUSTOMERIO_MCP_AUTH_TOKEN=… customerio-mcp
+# Streamable HTTP (/mcp) is the recommended remote transport; SSE is deprecated by the 2026-07-28 MCP
+# specification and stays the default here only for existing setups. For a new deployment add
+#   -e CUSTOMERIO_MCP_TRANSPORT=streamable-http
+# Limits (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS, _MAX_SESSIONS, _MAX_CONNECTIONS, _CLIENT_TIMEOUT, ...) apply to
+# both; see "Deploying remotely" in the README. More than ~4000 connections need --ulimit nofile=N:N.
 # The base image is pinned by version and digest. Dependencies come from uv.lock, exported for pip:
 #   uv lock && uv export --frozen --no-dev --no-emit-project --no-hashes --no-header --format requirements-txt \
 #     > requirements.lock
@@ -30,7 +35,8 @@ RUN pip install --no-deps .
 RUN useradd --create-home --uid 10001 mcp
 USER mcp
 
-# Defaults only: override any of them with -e at docker run.
+# Defaults only: override any of them with -e at docker run (CUSTOMERIO_MCP_TRANSPORT=streamable-http is
+# recommended for new deployments).
 ENV CUSTOMERIO_MCP_TRANSPORT=sse \
     CUSTOMERIO_MCP_HOST=0.0.0.0 \
     CUSTOMERIO_MCP_PORT=8000

@@ -9,6 +9,7 @@ must behave like one without the entry.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -70,6 +71,27 @@ class Settings(BaseSettings):
         ge=0,
         le=600,
         description="On stop, seconds for calls under way to finish (inside Kubernetes' 30 s grace period).",
+    )
+
+    # -- remote limits: bounded resources, slow and hostile clients ------------------------------
+    mcp_max_concurrent_calls: int = Field(
+        default=64, ge=1, le=100_000, description="Tool calls served at once; more wait briefly, then 'server busy'."
+    )
+    mcp_max_sessions: int = Field(
+        default=256, ge=1, le=1_000_000, description="Open SSE and stateful Streamable HTTP sessions; more get 503."
+    )
+    mcp_session_idle_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="A session with no message for this long is closed."
+    )
+    mcp_max_connections: int = Field(
+        default=4096, ge=16, le=1_000_000, description="Open HTTP connections (kept below the file-descriptor limit)."
+    )
+    mcp_client_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a client has to send request headers, and each 10 KiB of body."
+    )
+    mcp_trusted_proxies: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Proxy addresses (IPs, CIDRs or *) whose X-Forwarded-For is believed, comma-separated.",
     )
 
     # -- what the model may do ----------------------------------------------------------------
@@ -189,11 +211,24 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("mcp_allowed_hosts", "mcp_allowed_origins", "toolsets", "tools", mode="before")
+    @field_validator(
+        "mcp_allowed_hosts", "mcp_allowed_origins", "mcp_trusted_proxies", "toolsets", "tools", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()] or None
+        return value
+
+    @field_validator("mcp_trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address, a CIDR network or *") from None
         return value
 
     @field_validator("mcp_transport", mode="before")

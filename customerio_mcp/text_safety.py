@@ -1,35 +1,56 @@
-"""Client-supplied text made safe to echo: cut short, control characters made visible.
+"""Text a client chose, made safe to put in a log line or an error message.
 
-Anything a client sent (a tool name, a field value, an identifier) can end up in an error a model
-reads or in a log line an operator reads. Echoed whole, a 200 KB value floods both, and a newline
-in it forges a log line. ``clip`` is the one way such text is echoed.
+Anything a client sends (a Host header, a session id, a tool name, a field value) may be long,
+may contain newlines that forge extra log lines, or terminal escape sequences that rewrite what
+an operator sees. ``clip`` turns such text into one short, printable line: control characters
+become visible escapes and the text is cut to a limit, saying how much was left out.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-ECHO_LIMIT = 100
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)} | {
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
-}
-_CONTROL.update({code: f"\\u{code:04x}" for code in range(0x80, 0xA0)})
-_CONTROL.update({code: f"\\u{code:04x}" for code in (0x2028, 0x2029)})
+CLIP_LIMIT = 100
+"""Characters of client text kept in a log line or an error message."""
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+"""C0 and C1 controls, DEL, Unicode line and paragraph separators, zero-width and bidi controls."""
 
 
-def clip(text: str, limit: int = ECHO_LIMIT) -> str:
-    """``text`` with control characters escaped and cut to about ``limit`` characters (marked with …)."""
-    safe = text[: limit * 2].translate(_CONTROL)
-    if len(safe) > limit or len(text) > limit * 2:
-        return safe[:limit] + "…"
-    return safe
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-def shown(value: Any, limit: int = ECHO_LIMIT) -> str:
-    """A JSON value as a short, safe excerpt for an error message."""
+def neutralise(text: str) -> str:
+    """``text`` with every control or invisible formatting character replaced by its escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def clip(text: object, limit: int = CLIP_LIMIT) -> str:
+    """One printable line of at most about ``limit`` characters, from any client-supplied value.
+
+    Bytes are decoded as UTF-8 (invalid bytes replaced); anything else goes through ``str``.
+    The cut is made before escaping, so the limit counts the client's characters, and a cut text
+    ends with ``…(+N)`` giving how many characters were dropped.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    elif not isinstance(text, str):
+        text = str(text)
+    if len(text) <= limit:
+        return neutralise(text)
+    return f"{neutralise(text[:limit])}…(+{len(text) - limit})"
+
+
+def shown(value: Any, limit: int = CLIP_LIMIT) -> str:
+    """A JSON value as a short, safe excerpt for an error message (strings keep their quotes)."""
     if isinstance(value, str):
         return clip(json.dumps(value[: limit * 2], ensure_ascii=False), limit)
     try:

@@ -130,6 +130,9 @@ def configure_logging(level: str) -> None:
     # Request lines from the HTTP stack add nothing to our own attempt log.
     for noisy in ("httpx2", "httpcore", "httpcore2", "hpack"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    from customerio_mcp.serving.log_hygiene import install
+
+    install(handler)  # client text clipped, client mistakes without tracebacks, warnings rate-limited
 
 
 def load_settings(overrides: dict[str, Any], sources: SettingSources) -> Settings | None:
@@ -177,6 +180,12 @@ def serve_http(settings: Settings) -> None:
     import anyio
     import uvicorn
 
+    from customerio_mcp.serving.connections import (
+        ConnectionGuard,
+        connection_cap,
+        guarded_protocol,
+        quiet_accept_errors,
+    )
     from customerio_mcp.serving.drain import FLUSH_SECONDS
     from customerio_mcp.serving.http_app import build_http_app
 
@@ -194,6 +203,9 @@ def serve_http(settings: Settings) -> None:
 
     async def serve() -> None:
         shutdown = anyio.Event()
+        quiet_accept_errors(asyncio.get_running_loop())
+        guard = ConnectionGuard(connection_cap(settings.mcp_max_connections), settings.mcp_client_timeout)
+        trusted = settings.mcp_trusted_proxies or []
         config = uvicorn.Config(
             build_http_app(settings, shutdown=shutdown),
             host=settings.mcp_host,
@@ -201,8 +213,28 @@ def serve_http(settings: Settings) -> None:
             log_config=None,
             timeout_graceful_shutdown=int(settings.mcp_drain_seconds + FLUSH_SECONDS) + 3,
             server_header=False,
+            # Remote limits: slow, idle and surplus connections are cut (serving/connections.py);
+            # our access log replaces uvicorn's, which prints query strings.
+            http=guarded_protocol(guard),
+            access_log=False,
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted,
+            timeout_keep_alive=5,
+            # A burst beyond the accept queue has its SYNs dropped (a 1 s retransmit for everyone,
+            # health checks included): let the queue hold as many connections as may be open.
+            backlog=max(2048, guard.max_connections),
         )
-        await DrainingServer(config, shutdown).serve()
+        if guard.max_connections < settings.mcp_max_connections:
+            logging.getLogger("customerio_mcp").warning(
+                "serving at most %d connections, below CUSTOMERIO_MCP_MAX_CONNECTIONS=%d: the file-descriptor "
+                "limit allows no more (raise it with ulimit -n or docker run --ulimit nofile=...)",
+                guard.max_connections,
+                settings.mcp_max_connections,
+            )
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(guard.sweep_forever)
+            await DrainingServer(config, shutdown).serve()
+            tasks.cancel_scope.cancel()
 
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the previous
     # handler in place; with this one in place the process then ends with status 0.

@@ -8,31 +8,34 @@ Layout of the Starlette app:
   replica behind a load balancer can answer any request.
 
 Every MCP path requires ``Authorization: Bearer <CUSTOMERIO_MCP_AUTH_TOKEN>`` when a token is set,
-and/or an OAuth access token when OAuth is configured (``http_auth.py``); the SDK's transport
-security checks Host and Origin (DNS rebinding) and caps body sizes.
+and/or an OAuth access token when OAuth is configured (``http_auth.py``); ``host_check`` matches
+Host and Origin exactly (DNS rebinding), the SDK caps body sizes. Around it all, ``access_log``
+writes one clipped line per request; inside, ``limits`` bounds tool calls (``BusyGate``: 503 before
+the SDK) and sessions (``sse_sessions`` for SSE, the SDK's session manager for stateful Streamable HTTP).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from mcp.server import Server
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
 
-from customerio_mcp.serving.http_auth import HttpAuth
+from customerio_mcp.serving.access_log import AccessLog
+from customerio_mcp.serving.host_check import AllowedAuthorities, HostOriginCheck, is_loopback
+from customerio_mcp.serving.http_auth import OPEN_PATHS, HttpAuth
+from customerio_mcp.serving.limits import BusyGate, SessionLimit
 from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
+from customerio_mcp.serving.sse_sessions import SseSessions
 from customerio_mcp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,31 +43,10 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 1024 * 1024
 """Largest MCP request body accepted: a 500 KB batch, even sent as a JSON string, fits."""
 STREAM_FLUSH_SECONDS = 0.2
-LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host/Origin checks: on for loopback binds, and wherever allowed hosts or origins are set."""
-    hosts = settings.mcp_allowed_hosts
-    origins = settings.mcp_allowed_origins
-    loopback = is_loopback(settings.mcp_host)
-    if hosts is None and origins is None and not loopback:
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts if hosts is not None else (LOOPBACK_HOSTS if loopback else []),
-        allowed_origins=origins if origins is not None else (LOOPBACK_ORIGINS if loopback else []),
-    )
+SDK_SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+"""The SDK matches Host/Origin patterns by prefix; ``host_check`` does it exactly instead. The SDK
+still checks a POST's Content-Type."""
+__all__ = ["build_http_app", "is_loopback"]
 
 
 async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState, window: float) -> None:
@@ -72,18 +54,6 @@ async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState, wind
     await state.in_flight.drain(window)  # calls still running at the window's end answer "shutting down"
     await anyio.sleep(STREAM_FLUSH_SECONDS)  # let the last results reach their streams
     AppStatus.should_exit = True
-
-
-class SseStream:
-    """``GET /sse`` as a plain ASGI app: ``connect_sse`` sends the whole response itself."""
-
-    def __init__(self, sse: SseServerTransport, server: Server[AppState]) -> None:
-        self._sse = sse
-        self._server = server
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with self._sse.connect_sse(scope, receive, send) as (read, write):
-            await self._server.run(read, write, self._server.create_initialization_options())
 
 
 async def healthz(request: Request) -> Response:
@@ -101,26 +71,28 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
     """
     holder: list[AppState] = []
     server = create_server(settings, shared_state=lambda: holder[0], **server_options)  # type: ignore[arg-type]
-    security = transport_security(settings)
     auth = HttpAuth(settings)
     routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"]), *auth.routes]
     manager: StreamableHTTPSessionManager | None = None
 
     if settings.mcp_transport == "sse":
-        sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=MAX_REQUEST_BYTES)
-
+        sse = SseServerTransport("/messages/", security_settings=SDK_SECURITY, max_request_body_size=MAX_REQUEST_BYTES)
+        sessions = SessionLimit(settings.mcp_max_sessions)
         routes += [
-            Route("/sse", SseStream(sse, server), methods=["GET"]),
+            Route("/sse", SseSessions(sse, server, sessions, settings.mcp_session_idle_seconds), methods=["GET"]),
             Mount("/messages/", app=sse.handle_post_message),
         ]
     else:
         manager = StreamableHTTPSessionManager(
             app=server,
             stateless=settings.mcp_stateless,
-            security_settings=security,
+            security_settings=SDK_SECURITY,
             max_request_body_size=MAX_REQUEST_BYTES,
+            max_sessions=settings.mcp_max_sessions,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
         )
-        routes.append(Route("/mcp", StreamableHTTPASGIApp(manager)))
+        gate = BusyGate(StreamableHTTPASGIApp(manager), limiter=lambda: holder[0].calls)
+        routes.append(Route("/mcp", RequestBodyLimitMiddleware(gate, MAX_REQUEST_BYTES)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -143,4 +115,8 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(auth.protect)
+    allowed = AllowedAuthorities.from_settings(settings)
+    if allowed is not None:
+        app.add_middleware(HostOriginCheck, allowed=allowed, open_paths=OPEN_PATHS)
+    app.add_middleware(AccessLog, quiet_paths=OPEN_PATHS)
     return app

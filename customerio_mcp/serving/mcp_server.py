@@ -23,6 +23,7 @@ from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
 from customerio_mcp.customerio.delivery import RetryPolicy
 from customerio_mcp.serving.confirmation import asker_for, state_boundary
 from customerio_mcp.serving.drain import InFlightCalls
+from customerio_mcp.serving.limits import CallLimiter, ServerBusy, slot_held
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
@@ -46,6 +47,7 @@ POOL_WAIT_SECONDS = 2.0
 class AppState:
     runner: ToolRunner
     client: CustomerIOClient
+    calls: CallLimiter
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
 
 
@@ -75,7 +77,8 @@ async def open_app_state(
     """Open the process's HTTP client and the runner that uses it; close the client on exit."""
     async with open_http_client(settings) as http:
         client = CustomerIOClient(settings, http, retry, region_urls)
-        yield AppState(runner=ToolRunner(client, settings), client=client)
+        calls = CallLimiter(settings.mcp_max_concurrent_calls)
+        yield AppState(runner=ToolRunner(client, settings), client=client, calls=calls)
 
 
 def create_server(
@@ -113,9 +116,14 @@ def create_server(
         state = ctx.lifespan_context
         record = CallRecord()
         result = None
-        with state.in_flight.track():  # cancelled only when a shutdown's drain window closes on this call
-            scope = replace(scope_for(ctx), ask=asker_for(ctx, params))
-            result = await state.runner.call(params.name, params.arguments, scope, record)
+        try:
+            async with state.calls.slot(already_held=slot_held(ctx.request)):
+                # Cancelled only when a shutdown's drain window closes on this call.
+                with state.in_flight.track():
+                    scope = replace(scope_for(ctx), ask=asker_for(ctx, params))
+                    result = await state.runner.call(params.name, params.arguments, scope, record)
+        except ServerBusy as busy:  # refused before anything was sent to Customer.io
+            return busy.tool_result()
         return result if result is not None else interrupted_result(params.name, record)
 
     server: Server[AppState] = Server(

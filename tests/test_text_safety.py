@@ -1,0 +1,43 @@
+"""Client text in logs and errors: one short printable line, whatever the client sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from customerio_mcp.text_safety import CLIP_LIMIT, clip, neutralise
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("plain", "plain"),
+        ("a\nINFO forged line", "a\\nINFO forged line"),
+        ("\r\n\t", "\\r\\n\\t"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("nul\x00del\x7fc1\x85", "nul\\x00del\\x7fc1\\x85"),
+        ("line\u2028sep\u202eevil", "line\\u2028sep\\u202eevil"),
+        ("café ☕ 日本", "café ☕ 日本"),
+    ],
+)
+def test_control_characters_become_visible_escapes(given: str, shown: str) -> None:
+    assert neutralise(given) == shown
+    assert clip(given) == shown
+
+
+def test_long_text_is_cut_and_says_how_much_was_dropped() -> None:
+    text = "x" * 250
+    assert clip(text) == "x" * CLIP_LIMIT + "…(+150)"
+    assert clip(text, limit=10) == "x" * 10 + "…(+240)"
+
+
+def test_the_limit_counts_the_clients_characters_not_the_escapes() -> None:
+    clipped = clip("\n" * 150)
+    assert clipped == "\\n" * CLIP_LIMIT + "…(+50)"
+    assert "\n" not in clipped
+
+
+def test_bytes_and_other_values_are_accepted() -> None:
+    assert clip(b"host\r\nx") == "host\\r\\nx"
+    assert clip(b"\xff\xfebad") == "\ufffd\ufffdbad"
+    assert clip(12345) == "12345"
+    assert clip(None) == "None"
