@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import anyio
@@ -21,6 +22,8 @@ from mcp.server import Server, ServerRequestContext
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient, RetryPolicy
+from customerio_mcp.customerio.pacing import Pacing
+from customerio_mcp.customerio.workspace_clients import WorkspaceClients, keyless_workspace
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
@@ -63,6 +66,8 @@ class AppState:
     runner: ToolRunner
     client: CustomerIOClient
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
+    workspaces: WorkspaceClients | None = None
+    """One client per workspace when requests carry their own keys (CUSTOMERIO_CREDENTIALS_FROM=request)."""
 
 
 def open_http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -73,6 +78,8 @@ def open_http_client(settings: Settings) -> httpx2.AsyncClient:
         limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
         headers=DEFAULT_HEADERS,
         follow_redirects=False,
+        # No cookie jar: a cookie one workspace's answer set must never ride on another's request.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
@@ -82,10 +89,18 @@ async def open_app_state(
     retry: RetryPolicy | None = None,
     region_urls: Mapping[Region, Endpoints] = REGION_URLS,
 ) -> AsyncIterator[AppState]:
-    """Open the process's HTTP client and the runner that uses it; close the client on exit."""
-    async with open_http_client(settings) as http:
-        client = CustomerIOClient(settings, http, retry, region_urls)
-        yield AppState(runner=ToolRunner(client, settings), client=client)
+    """Open the process's HTTP client, pacing and the runner that uses them; close them on exit."""
+    pacing = Pacing.from_settings(settings)
+    try:
+        async with open_http_client(settings) as http:
+            workspaces, own = None, None
+            if settings.credentials_from == "request":
+                workspaces = WorkspaceClients(settings, http, pacing, retry, region_urls)
+                own = keyless_workspace(settings)  # the environment's keys are never used
+            client = CustomerIOClient(settings, http, retry, region_urls, workspace=own, pacing=pacing)
+            yield AppState(runner=ToolRunner(client, settings), client=client, workspaces=workspaces)
+    finally:
+        pacing.close()
 
 
 def create_server(

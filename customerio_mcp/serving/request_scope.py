@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from customerio_mcp.serving.request_headers import scope_from_headers
 from customerio_mcp.tools.runner import CallScope
 
 if TYPE_CHECKING:
@@ -19,4 +20,9 @@ if TYPE_CHECKING:
 
 def scope_for(ctx: ServerRequestContext[Any, Any]) -> CallScope:
     """The scope of the request behind ``ctx`` (``ctx.request`` is the HTTP request, None on stdio)."""
-    return ctx.lifespan_context.runner.default_scope
+    state = ctx.lifespan_context
+    scope = state.runner.default_scope
+    if ctx.request is not None:
+        # Workspace keys and X-MCP-* narrowing headers (serving/request_headers.py).
+        scope = scope_from_headers(ctx.request.headers, state.workspaces, scope)
+    return scope
