@@ -10,6 +10,7 @@ lose no call: pacing falls back to each process with one WARNING.
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from customerio_mcp.customerio.pacing import Pacing
 from tests.fake_customerio import FakeCustomerIO, Recorded
-from tests.processes import TOKEN, Running, free_port, http_server
+from tests.processes import TOKEN, Running, command, free_port, http_server, server_env
 from tests.redis_server import RedisProcess, redis_server
 from tests.test_http_transports import RoundRobin
 
@@ -160,3 +161,23 @@ async def test_unreachable_redis_paces_in_the_process_with_one_warning(caplog: p
 
 def test_pacing_off_hands_out_no_pacer() -> None:
     assert Pacing(0, "redis://127.0.0.1:1/0").pacer("track", "x") is None
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_check_reports_request_credentials_and_whether_redis_answers(redis: RedisProcess, reachable: bool) -> None:
+    url = redis.url if reachable else f"redis://:pass-word-9@127.0.0.1:{free_port()}/0"
+    env = server_env(
+        None,
+        CUSTOMERIO_CREDENTIALS_FROM="request",
+        CUSTOMERIO_MCP_TRANSPORT="streamable-http",
+        CUSTOMERIO_REDIS_URL=url,
+    )
+    done = subprocess.run([command(), "check"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr  # neither needs anything more to serve
+    assert done.stdout.count("credentials: from each request's X-Customerio-* headers") == 2
+    if reachable:
+        assert f"Redis at redis://127.0.0.1:{redis.port}: answers" in done.stdout
+    else:
+        assert "UNREACHABLE" in done.stdout
+        assert "warning: Redis at redis://127.0.0.1" in done.stdout
+    assert "pass-word-9" not in done.stdout + done.stderr

@@ -45,6 +45,18 @@ def shown_redis_url(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
+async def ping(url: str) -> str | None:
+    """None when the Redis at ``url`` answers PING, else the kind of failure (no secret in it)."""
+    client = coredis.Redis.from_url(url, connect_timeout=REDIS_TIMEOUT_SECONDS, stream_timeout=REDIS_TIMEOUT_SECONDS)
+    try:
+        await client.ping()
+    except Exception as error:  # any failure means the same to an operator: not usable
+        return type(error).__name__
+    finally:
+        client.connection_pool.disconnect()
+    return None
+
+
 def redis_rate_item(rate: float) -> RateLimitItem:
     """``rate`` per second as a ``limits`` item: a whole number of requests per whole number of seconds."""
     if rate >= 1:
