@@ -24,7 +24,6 @@ import coredis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,9 @@ REDIS_RETRY_SECONDS = 5.0
 REDIS_KEY_PREFIX = "customerio-mcp"
 LONGEST_SLEEP = 1.0
 """A waiting call asks Redis again at least this often."""
-_REDIS_ERRORS = (StorageError, OSError, TimeoutError)
+_REDIS_ERRORS = (Exception,)
+"""Whatever goes wrong with Redis (refused, timed out, wrong password, an old server) falls back to the
+process: shared pacing is an optimisation and must never fail a call. Cancellation still goes through."""
 
 
 def shown_redis_url(url: str) -> str:
