@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Transport = Literal["stdio", "sse", "streamable-http"]
@@ -171,6 +171,18 @@ class Settings(BaseSettings):
             raise ValueError("must be one scope name, without spaces")
         return value.strip()
 
+    # -- many workspaces, many replicas ---------------------------------------------------------
+    credentials_from: Literal["environment", "request"] = Field(
+        default="environment",
+        description="Where the Customer.io keys come from: environment (CUSTOMERIO_SITE_ID, ...) or request "
+        "(X-Customerio-* headers of each HTTP request).",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL (redis://, rediss:// or unix://): shares the CUSTOMERIO_RATE_LIMIT budget across "
+        "replicas.",
+    )
+
     @field_validator("log_level", "region", "confirm_destructive", mode="before")
     @classmethod
     def _normalise_case(cls, value: object) -> object:
@@ -235,6 +247,28 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower().replace("_", "-") if isinstance(value, str) else value
+
+    @field_validator("credentials_from", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("credentials_from")
+    @classmethod
+    def _request_needs_http(cls, value: str, info: ValidationInfo) -> str:
+        if value == "request" and info.data.get("mcp_transport") == "stdio":
+            raise ValueError(
+                "request needs an HTTP transport (CUSTOMERIO_MCP_TRANSPORT=sse or streamable-http): over stdio "
+                "no request carries the X-Customerio-* headers"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
 
     @field_validator("site_id")
     @classmethod

@@ -74,6 +74,24 @@ class Recorded:
     answered: int | None = None
     applied: bool = False
     """Whether the fake treated the request as processed (a real Customer.io would have applied it)."""
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (``time.monotonic``)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """One workspace's credentials and region; a fake accepts any of its accounts."""
+
+    site_id: str
+    api_key: str
+    pipelines_key: str
+    region: str = "us"
+
+    def track_auth(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.site_id}:{self.api_key}".encode()).decode()
+
+    def pipelines_auth(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.pipelines_key}:".encode()).decode()
 
 
 @dataclass
@@ -117,6 +135,10 @@ class FakeCustomerIO:
         self._lock = threading.Lock()
         self.next_response: dict[str, tuple[int, Any]] = {}
         """Route template -> (status, body) answered instead of the default success."""
+        self.other_accounts: list[Account] = []
+        """Workspaces accepted besides the one given to the constructor (``add_account``)."""
+        self.answer_headers: dict[str, str] = {}
+        """Headers added to every answer (e.g. a Set-Cookie)."""
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -182,6 +204,22 @@ class FakeCustomerIO:
         with self._lock:
             self.requests.append(entry)
         self.first_request.set()
+
+    # -- several workspaces --------------------------------------------------------------------
+
+    def add_account(self, account: Account) -> None:
+        self.other_accounts.append(account)
+
+    def accounts(self) -> list[Account]:
+        return [Account(self.site_id, self.api_key, self.pipelines_key, self.region), *self.other_accounts]
+
+    def account_of(self, entry: Recorded) -> Account | None:
+        """The workspace whose credentials ``entry`` carried, or None."""
+        given = entry.headers.get("authorization", "")
+        for account in self.accounts():
+            if given == (account.track_auth() if entry.api == "track" else account.pipelines_auth()):
+                return account
+        return None
 
     # -- helpers for tests ---------------------------------------------------------------------
 
@@ -307,11 +345,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return "track", template, key
         return "track", "unknown", None
 
-    def _authorised(self, api: str) -> bool:
+    def _account(self, api: str) -> Account | None:
         given = self.headers.get("Authorization", "")
-        if api == "track":
-            return given == self.fake.expected_track_auth()
-        return given == self.fake.expected_pipelines_auth()
+        for account in self.fake.accounts():
+            if given == (account.track_auth() if api == "track" else account.pipelines_auth()):
+                return account
+        return None
+
+    def _authorised(self, api: str) -> bool:
+        return self._account(api) is not None
 
     def _invalid(self, api: str, schema_key: str, body: Any) -> str | None:
         if not isinstance(body, dict):
@@ -322,8 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _success(self, api: str, route: str) -> tuple[int, Any]:
         fake = self.fake
         if route == "/api/v1/accounts/region":
-            url = "https://track-eu.customer.io" if fake.region == "eu" else "https://track.customer.io"
-            return 200, {"url": url, "region": fake.region, "environment_id": fake.environment_id}
+            account = self._account("track")
+            region = account.region if account is not None else fake.region
+            url = "https://track-eu.customer.io" if region == "eu" else "https://track.customer.io"
+            return 200, {"url": url, "region": region, "environment_id": fake.environment_id}
         if route == "/api/v1/forms/{form_id}/submit":
             return 204, None
         return 200, {} if api == "track" else {"success": True}
@@ -333,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
         entry.applied = entry.applied or 200 <= status < 300
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
-        for name, value in (headers or {}).items():
+        for name, value in {**self.fake.answer_headers, **(headers or {})}.items():
             self.send_header(name, value)
         if payload:
             self.send_header("Content-Type", "application/json")

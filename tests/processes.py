@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,15 +54,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class StderrDrain:
+    """Reads a process's stderr as it comes, so that a chatty DEBUG log never fills the pipe and blocks it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self._stream = proc.stderr
+        self._lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            self._lines.append(line)
+
+    def text(self, timeout: float = 10) -> str:
+        """Everything read so far; after the process ended, everything it wrote."""
+        self._thread.join(timeout)
+        return "".join(self._lines)
+
+
 @dataclass
 class Running:
     proc: subprocess.Popen[str]
     url: str
+    drain: StderrDrain | None = None
 
     def stop(self, timeout: float = 30, *, signal_first: bool = True) -> tuple[int, str]:
         """SIGTERM (unless already signalled), wait, and return the exit code and stderr."""
         if signal_first and self.proc.poll() is None:
             self.proc.terminate()
+        if self.drain is not None:
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            return self.proc.returncode, self.drain.text()
         try:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -70,11 +99,12 @@ class Running:
         return self.proc.returncode, err
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 30, stderr: StderrDrain | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early with {proc.returncode}: {proc.communicate()[1]}")
+            said = stderr.text() if stderr is not None else proc.communicate()[1]
+            raise AssertionError(f"server exited early with {proc.returncode}: {said}")
         try:
             if httpx2.get(url + "/healthz", timeout=1).status_code == 200:
                 return
@@ -104,9 +134,12 @@ def http_server(
         stderr=subprocess.PIPE,
         text=True,
     )
-    running = Running(proc, f"http://127.0.0.1:{port}")
+    running = Running(proc, f"http://127.0.0.1:{port}", StderrDrain(proc))
     try:
-        wait_healthy(running.url, proc)
+        try:
+            wait_healthy(running.url, proc, stderr=running.drain)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\n{running.stop()[1]}") from None
         yield running
     finally:
         running.stop()

@@ -136,9 +136,12 @@ async def run_check(
     apis = {tool.api for tool in served}
     if not served:
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")
+    from_requests = "credentials: from each request's X-Customerio-* headers (CUSTOMERIO_CREDENTIALS_FROM=request)\n"
     out.write("\nTrack API\n")
     if "track" not in apis:
         out.write("  not used by the enabled tools\n")
+    elif settings.credentials_from == "request":
+        out.write("  " + from_requests)
     elif missing := settings.missing_track_credentials():
         problems.append(f"set {' and '.join(missing)} (Customer.io > Settings > API Credentials > Track API keys)")
         out.write("  credentials: not configured\n")
@@ -147,8 +150,13 @@ async def run_check(
     out.write("\nPipelines API\n")
     if "pipelines" not in apis:
         out.write("  not used by the enabled tools\n")
+    elif settings.credentials_from == "request":
+        out.write("  " + from_requests)
     else:
         _check_pipelines(settings, out, problems, warnings)
+
+    if settings.redis_url is not None:
+        await check_shared_pacing(settings.redis_url.get_secret_value(), out, warnings)
 
     out.write("\n")
     for line in warnings:
@@ -157,6 +165,22 @@ async def run_check(
         out.write(f"problem: {line}\n")
     out.write("OK: everything the enabled tools need is in place.\n" if not problems else "")
     return 1 if problems else 0
+
+
+async def check_shared_pacing(url: str, out: TextIO, warnings: list[str]) -> None:
+    """Whether the Redis that shares the pacing budget answers; the server works without it, paced per process."""
+    from customerio_mcp.customerio.shared_pacing import ping, shown_redis_url
+
+    out.write("\nShared pacing (CUSTOMERIO_REDIS_URL)\n")
+    problem = await ping(url)
+    if problem is None:
+        out.write(f"  Redis at {shown_redis_url(url)}: answers\n")
+        return
+    out.write(f"  Redis at {shown_redis_url(url)}: UNREACHABLE ({problem})\n")
+    warnings.append(
+        f"Redis at {shown_redis_url(url)} cannot be reached: calls will go on, paced per process (each replica "
+        "may send up to CUSTOMERIO_RATE_LIMIT per second)"
+    )
 
 
 def print_tools(settings: Settings, out: TextIO = sys.stdout) -> int:

@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 import httpx2
-from aiolimiter import AsyncLimiter
 
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import (
@@ -36,6 +35,8 @@ from customerio_mcp.customerio.error_mapping import (
     status_error,
     undelivered_error,
 )
+from customerio_mcp.customerio.pacing import Pacing
+from customerio_mcp.customerio.workspace import Workspace
 from customerio_mcp.errors import ConfigurationError, DeliveryError
 from customerio_mcp.settings import Settings
 from customerio_mcp.text_safety import redact
@@ -51,13 +52,6 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_retries=settings.max_retries, deadline=settings.retry_deadline, attempt_timeout=settings.timeout
     )
-
-
-def _pacer(rate: float) -> AsyncLimiter | None:
-    """A leaky bucket at ``rate`` requests per second with a tenth of a second of burst."""
-    if rate <= 0:
-        return None
-    return AsyncLimiter(max_rate=max(1.0, rate / 10), time_period=max(1.0, rate / 10) / rate)
 
 
 def _decode_body(response: httpx2.Response) -> Any:
@@ -82,7 +76,12 @@ def _basic(user: str, password: str) -> str:
 
 
 class CustomerIOClient:
-    """Sends prepared requests to the Track or Pipelines API of the account's region."""
+    """Sends prepared requests to the Track or Pipelines API of one workspace's region.
+
+    The workspace (keys and region) is the environment's unless one is given: with
+    ``CUSTOMERIO_CREDENTIALS_FROM=request`` there is one client per workspace, all sharing the
+    process's HTTP client and ``pacing``, and nothing else.
+    """
 
     def __init__(
         self,
@@ -90,15 +89,24 @@ class CustomerIOClient:
         http: httpx2.AsyncClient,
         retry: RetryPolicy | None = None,
         region_urls: Mapping[Region, Endpoints] = REGION_URLS,
+        *,
+        workspace: Workspace | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
-        self._settings = settings
+        self._workspace = workspace or Workspace.from_settings(settings)
+        self._settings = self._workspace.applied_to(settings)
         self._http = http
         self._retry = retry or retry_policy(settings)
         self._region_urls = region_urls
         self._detected: Region | None = None
         self._authorization: dict[Api, str] = {}
-        self._pacers = {api: _pacer(settings.rate_limit) for api in ("track", "pipelines")}
+        pacing = pacing or Pacing(settings.rate_limit)
+        self._pacers = {api: pacing.pacer(api, self._workspace.budget_key(api)) for api in ("track", "pipelines")}
         self._region_lock = anyio.Lock()
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._workspace
 
     # -- credentials -------------------------------------------------------------------------
 
@@ -128,23 +136,23 @@ class CustomerIOClient:
         return []
 
     def _build_authorization(self, api: Api) -> str:
-        s = self._settings
+        w = self._workspace
+        names = w.names
         if api == "track":
-            missing = s.missing_track_credentials()
+            missing = w.missing_track_credentials()
             if missing:
                 raise ConfigurationError(
-                    f"The Track API credentials are not configured: set {' and '.join(missing)} in the "
-                    "server's environment (Customer.io > Settings > API Credentials > Track API keys) "
-                    "and restart the server. Nothing was sent.",
+                    f"The Track API credentials are not configured: set {' and '.join(missing)} {names.where} "
+                    f"(Customer.io > Settings > API Credentials > Track API keys){names.then}. Nothing was sent.",
                     missing=missing,
                 )
-            return _basic(str(s.site_id), s.api_key.get_secret_value() if s.api_key else "")
-        key = s.effective_pipelines_key
+            return _basic(str(w.site_id), w.api_key.get_secret_value() if w.api_key else "")
+        key = w.effective_pipelines_key
         if key is None:
             raise ConfigurationError(
-                "The Data Pipelines API key is not configured: set CUSTOMERIO_PIPELINES_API_KEY (the API key "
-                "of an HTTP API source in Customer.io > Data Pipelines) and restart the server. Nothing was sent.",
-                missing=["CUSTOMERIO_PIPELINES_API_KEY"],
+                f"The Data Pipelines API key is not configured: set {names.pipelines_api_key} {names.where} (the "
+                f"API key of an HTTP API source in Customer.io > Data Pipelines){names.then}. Nothing was sent.",
+                missing=[names.pipelines_api_key],
             )
         return _basic(key.get_secret_value(), "")
 
@@ -156,7 +164,7 @@ class CustomerIOClient:
     def configured_base(self, api: Api) -> tuple[str, str] | None:
         """Base URL and region label known without asking Customer.io, or None when a lookup decides."""
         explicit = self.explicit_base(api)
-        configured = self._settings.region
+        configured = self._workspace.region
         if explicit is not None:
             return explicit, ("custom" if configured == "auto" else configured)
         if configured != "auto":
@@ -185,14 +193,14 @@ class CustomerIOClient:
         async with self._region_lock:
             if self._detected is not None:
                 return self._detected
-            if api == "pipelines" and self._settings.missing_track_credentials():
+            if api == "pipelines" and self._workspace.missing_track_credentials():
                 logger.info("no Track credentials for the region lookup; Pipelines calls use the US region")
                 return "us"
             answer = await self.lookup_region()
             if answer.region not in self._region_urls:
                 raise DeliveryError(
-                    f"The region lookup answered an unknown region {answer.region!r}; set CUSTOMERIO_REGION to "
-                    "us or eu.",
+                    f"The region lookup answered an unknown region {answer.region!r}; set "
+                    f"{self._workspace.names.region} to us or eu.",
                     status=answer.status,
                 )
             self._detected = answer.region  # type: ignore[assignment]

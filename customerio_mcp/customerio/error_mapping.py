@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from customerio_mcp.customerio.workspace import names_for
 from customerio_mcp.errors import (
     APIError,
     AuthenticationError,
@@ -113,27 +114,28 @@ def undelivered_error(request: ApiRequest, undelivered: Undelivered, context: st
 
 
 def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:
+    names = names_for(settings.credentials_from)
     region = settings.region
     region_hint = (
-        "the region lookup decided the URL; set CUSTOMERIO_REGION=us or eu to force it"
+        f"the region lookup decided the URL; set {names.region_is('us')} or eu to force it"
         if region == "auto"
-        else f"CUSTOMERIO_REGION={region}: an account in the other region answers {status} here"
+        else f"{names.region_is(region)}: an account in the other region answers {status} here"
     )
     if api == "track":
         return (
             f"Customer.io refused the Track API credentials ({status}) for {where}. Check "
-            "CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (a Track API key, from Settings > API Credentials) "
+            f"{names.site_id} and {names.api_key} (a Track API key, from Settings > API Credentials) "
             f"and the region ({region_hint})."
         )
     fallback = (
-        " CUSTOMERIO_PIPELINES_API_KEY is not set, so the Track key CUSTOMERIO_API_KEY was used: Customer.io "
-        "issues separate keys, so set CUSTOMERIO_PIPELINES_API_KEY to the API key of your HTTP API source."
+        f" {names.pipelines_api_key} is not set, so the Track key {names.api_key} was used: Customer.io "
+        f"issues separate keys, so set {names.pipelines_api_key} to the API key of your HTTP API source."
         if settings.pipelines_key_is_fallback
         else ""
     )
     return (
         f"Customer.io refused the Data Pipelines API key ({status}) for {where}. Check "
-        f"CUSTOMERIO_PIPELINES_API_KEY and the region ({region_hint}).{fallback}"
+        f"{names.pipelines_api_key} and the region ({region_hint}).{fallback}"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx2
@@ -21,6 +22,8 @@ from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
 from customerio_mcp.customerio.delivery import RetryPolicy
+from customerio_mcp.customerio.pacing import Pacing
+from customerio_mcp.customerio.workspace_clients import WorkspaceClients, keyless_workspace
 from customerio_mcp.serving.confirmation import asker_for, state_boundary
 from customerio_mcp.serving.drain import InFlightCalls
 from customerio_mcp.serving.limits import CallLimiter, ServerBusy, slot_held
@@ -49,6 +52,8 @@ class AppState:
     client: CustomerIOClient
     calls: CallLimiter
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
+    workspaces: WorkspaceClients | None = None
+    """One client per workspace when requests carry their own keys (CUSTOMERIO_CREDENTIALS_FROM=request)."""
 
 
 def open_http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -65,6 +70,8 @@ def open_http_client(settings: Settings) -> httpx2.AsyncClient:
         ),
         headers=DEFAULT_HEADERS,
         follow_redirects=False,
+        # No cookie jar: a cookie one workspace's answer set must never ride on another's request.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
@@ -74,11 +81,19 @@ async def open_app_state(
     retry: RetryPolicy | None = None,
     region_urls: Mapping[Region, Endpoints] = REGION_URLS,
 ) -> AsyncIterator[AppState]:
-    """Open the process's HTTP client and the runner that uses it; close the client on exit."""
-    async with open_http_client(settings) as http:
-        client = CustomerIOClient(settings, http, retry, region_urls)
-        calls = CallLimiter(settings.mcp_max_concurrent_calls)
-        yield AppState(runner=ToolRunner(client, settings), client=client, calls=calls)
+    """Open the process's HTTP client, pacing and the runner that uses them; close them on exit."""
+    pacing = Pacing.from_settings(settings)
+    try:
+        async with open_http_client(settings) as http:
+            workspaces, own = None, None
+            if settings.credentials_from == "request":
+                workspaces = WorkspaceClients(settings, http, pacing, retry, region_urls)
+                own = keyless_workspace(settings)  # the environment's keys are never used
+            client = CustomerIOClient(settings, http, retry, region_urls, workspace=own, pacing=pacing)
+            calls = CallLimiter(settings.mcp_max_concurrent_calls)
+            yield AppState(runner=ToolRunner(client, settings), client=client, calls=calls, workspaces=workspaces)
+    finally:
+        pacing.close()
 
 
 def create_server(

@@ -9,12 +9,14 @@ and the workspace credentials a request carries.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 
 from customerio_mcp.serving.oauth import OAuthAccessToken
+from customerio_mcp.serving.request_headers import scope_from_headers
 from customerio_mcp.tools.runner import CallScope
 from customerio_mcp.tools.selection import Narrowing
 
@@ -31,12 +33,16 @@ def without_destructive(scope_name: str) -> Narrowing:
 def scope_for(ctx: ServerRequestContext[Any, Any]) -> CallScope:
     """The scope of the request behind ``ctx`` (``ctx.request`` is the HTTP request, None on stdio).
 
-    The OAuth access token comes from the SDK's auth context: its middleware sets it for each HTTP
-    request, and the SDK carries it to the handler of the message that request delivered. A request
-    with the operator's static token, or over stdio, has none and is not narrowed.
+    Two sources may narrow it, and each only takes away: the request's headers (workspace keys and
+    ``X-MCP-*`` narrowing, ``request_headers.py``) and its OAuth access token, which the SDK's auth
+    middleware sets for each HTTP request. A request with the operator's static token, or over stdio,
+    has no token and is not narrowed by one.
     """
-    default = ctx.lifespan_context.runner.default_scope
+    state = ctx.lifespan_context
+    scope = state.runner.default_scope
+    if ctx.request is not None:
+        scope = scope_from_headers(ctx.request.headers, state.workspaces, scope)
     token = get_access_token()
     if isinstance(token, OAuthAccessToken) and not token.may_destroy:
-        return CallScope(default.client, without_destructive(token.destructive_scope))
-    return default
+        scope = replace(scope, narrowing=scope.narrowing.combined_with(without_destructive(token.destructive_scope)))
+    return scope

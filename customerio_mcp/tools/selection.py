@@ -33,6 +33,28 @@ class Narrowing:
     why_no_destructive: str = ""
     """Said in errors when ``no_destructive`` comes from the request, e.g. the token's missing scope."""
 
+    def combined_with(self, other: Narrowing) -> Narrowing:
+        """What both narrowings allow: each source of narrowing (a token, headers) only takes away."""
+        return Narrowing(
+            toolsets=_both(self.toolsets, other.toolsets),
+            tools=_both(self.tools, other.tools),
+            no_destructive=self.no_destructive or other.no_destructive,
+            why_no_destructive="; ".join(
+                why
+                for why, on in (
+                    (self.why_no_destructive, self.no_destructive),
+                    (other.why_no_destructive, other.no_destructive),
+                )
+                if on and why
+            ),
+        )
+
+
+def _both(first: frozenset[str] | None, second: frozenset[str] | None) -> frozenset[str] | None:
+    if first is None:
+        return second
+    return first if second is None else first & second
+
 
 EVERYTHING = Narrowing()
 
