@@ -316,3 +316,23 @@ def test_request_credentials_need_an_http_transport() -> None:
     with pytest.raises(ValidationError, match="needs an HTTP transport"):
         Settings(credentials_from="request")
     assert Settings(credentials_from="REQUEST", mcp_transport="sse").credentials_from == "request"
+
+
+async def test_the_tool_lists_kept_per_narrowing_are_bounded() -> None:
+    """X-MCP-Tools lets a client pick any subset of 24 tools; the runner must not keep one list per subset forever."""
+    from itertools import combinations
+
+    from customerio_mcp.customerio.client import CustomerIOClient
+    from customerio_mcp.tools.runner import ToolRunner
+    from customerio_mcp.tools.selection import Narrowing
+    from customerio_mcp.tools.table import TOOLS
+
+    settings = Settings()
+    async with httpx2.AsyncClient() as http:
+        runner = ToolRunner(CustomerIOClient(settings, http), settings)
+        names = [tool.name for tool in TOOLS]
+        subsets = [frozenset(pair) for pair in combinations(names, 2)][:400]
+        for subset in subsets:
+            assert set(runner.enabled(Narrowing(tools=subset))) == subset
+        assert len(runner._enabled) <= 256
+        assert set(runner.enabled(Narrowing(tools=subsets[0]))) == subsets[0]  # an evicted one is recomputed

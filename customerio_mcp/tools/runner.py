@@ -75,6 +75,10 @@ class CallScope:
     """Asks the person behind this request's client to confirm a destructive call; None: nobody to ask."""
 
 
+_NARROWINGS_KEPT = 256
+"""How many distinct narrowings keep their computed tool list (each is a small dict)."""
+
+
 class ToolRunner:
     def __init__(self, client: CustomerIOClient, settings: Settings) -> None:
         self._client = client
@@ -90,6 +94,10 @@ class ToolRunner:
         """The tools served to a request with ``narrowing``, by name; computed once per narrowing."""
         found = self._enabled.get(narrowing)
         if found is None:
+            if len(self._enabled) >= _NARROWINGS_KEPT:
+                # Request headers choose the narrowing, so a client could grow this without end;
+                # dropping the oldest entry only costs one recomputation later.
+                del self._enabled[next(iter(self._enabled))]
             found = self._enabled[narrowing] = {tool.name: tool for tool in enabled_tools(self._settings, narrowing)}
         return found
 
