@@ -64,11 +64,18 @@ def environment_help() -> str:
     return "\n".join(lines) + "\n\n" + COMMANDS_HELP
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Writes the environment part of ``--help`` only when help is shown: it imports every setting."""
+
+    def format_help(self) -> str:
+        self.epilog = environment_help()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="customerio-mcp",
         description="MCP server for Customer.io's Track and Data Pipelines APIs (24 tools).",
-        epilog=environment_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

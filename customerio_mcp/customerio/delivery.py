@@ -177,6 +177,18 @@ async def deliver(
     raise AssertionError("unreachable: stamina either returns an attempt's answer or re-raises")  # pragma: no cover
 
 
+class _Where:
+    """``METHOD url`` of a request for a log line, without its query; built only if the line is written."""
+
+    __slots__ = ("_request",)
+
+    def __init__(self, request: httpx2.Request) -> None:
+        self._request = request
+
+    def __str__(self) -> str:
+        return f"{self._request.method} {clip(str(self._request.url.copy_with(query=None)), 200)}"
+
+
 async def _attempt(
     http: httpx2.AsyncClient,
     request: httpx2.Request,
@@ -185,7 +197,6 @@ async def _attempt(
     pacer: Pacer | None,
     number: int,
 ) -> httpx2.Response:
-    where = f"{request.method} {clip(str(request.url.copy_with(query=None)), 200)}"
     if pacer is not None:
         with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
             await pacer.acquire()  # waits while the API's request budget is spent; never refuses
@@ -200,18 +211,18 @@ async def _attempt(
         with anyio.fail_after(left):
             response = await http.send(request)
     except httpx2.PoolTimeout as exc:
-        logger.warning("attempt %d: %s: no free connection in the local pool", number, where)
+        logger.warning("attempt %d: %s: no free connection in the local pool", number, _Where(request))
         raise _AttemptFailed(Failure("overloaded", unprocessed=True, cause=exc)) from exc
     except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-        logger.warning("attempt %d: %s could not connect (%s)", number, where, type(exc).__name__)
+        logger.warning("attempt %d: %s could not connect (%s)", number, _Where(request), type(exc).__name__)
         raise _AttemptFailed(Failure("refused", unprocessed=True, cause=exc)) from exc
     except (httpx2.TimeoutException, TimeoutError) as exc:
-        logger.warning("attempt %d: %s timed out waiting for the answer", number, where)
+        logger.warning("attempt %d: %s timed out waiting for the answer", number, _Where(request))
         raise _AttemptFailed(Failure("timeout", unprocessed=False, cause=exc)) from exc
     except httpx2.TransportError as exc:
-        logger.warning("attempt %d: %s failed after sending (%s)", number, where, type(exc).__name__)
+        logger.warning("attempt %d: %s failed after sending (%s)", number, _Where(request), type(exc).__name__)
         raise _AttemptFailed(Failure("lost", unprocessed=False, cause=exc)) from exc
-    logger.debug("attempt %d: %s -> %d", number, where, response.status_code)
+    logger.debug("attempt %d: %s -> %d", number, _Where(request), response.status_code)
     if response.status_code == 429:
         raise _AttemptFailed(Failure("status", unprocessed=True, response=response))
     if response.status_code >= 500 or response.status_code == 408:

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from customerio_mcp.serving.access_log import AccessLog
-from customerio_mcp.serving.host_check import AllowedAuthorities, HostOriginCheck, is_loopback
+from customerio_mcp.serving.host_check import AllowedAuthorities, HostOriginCheck
 from customerio_mcp.serving.http_auth import OPEN_PATHS, HttpAuth
 from customerio_mcp.serving.limits import BusyGate, SessionLimit
 from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
@@ -46,7 +46,7 @@ STREAM_FLUSH_SECONDS = 0.2
 SDK_SECURITY = TransportSecuritySettings(enable_dns_rebinding_protection=False)
 """The SDK matches Host/Origin patterns by prefix; ``host_check`` does it exactly instead. The SDK
 still checks a POST's Content-Type."""
-__all__ = ["build_http_app", "is_loopback"]
+__all__ = ["build_http_app"]
 
 
 async def _drain_then_close_streams(shutdown: anyio.Event, state: AppState, window: float) -> None:

@@ -82,7 +82,10 @@ class CallLimiter:
             yield
             return
         acquired = False
-        if self._slots.value > 0 or self._waiting < self.max_calls:
+        if self._slots.value > 0 and not self._waiting:
+            self._slots.acquire_nowait()  # a free slot and nobody ahead: no timer needed
+            acquired = True
+        elif self._slots.value > 0 or self._waiting < self.max_calls:
             self._waiting += 1
             try:
                 with anyio.move_on_after(self._queue_seconds * random.uniform(0.75, 1.25)):  # noqa: S311

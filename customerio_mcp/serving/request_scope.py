@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 
-from customerio_mcp.serving.oauth import OAuthAccessToken
 from customerio_mcp.serving.request_headers import scope_from_headers
 from customerio_mcp.tools.runner import CallScope
 from customerio_mcp.tools.selection import Narrowing
@@ -43,6 +42,10 @@ def scope_for(ctx: ServerRequestContext[Any, Any]) -> CallScope:
     if ctx.request is not None:
         scope = scope_from_headers(ctx.request.headers, state.workspaces, scope)
     token = get_access_token()
+    if token is None:  # stdio, the static token, or no authentication: nothing more to narrow
+        return scope
+    from customerio_mcp.serving.oauth import OAuthAccessToken  # not at import: it brings PyJWT and cryptography
+
     if isinstance(token, OAuthAccessToken) and not token.may_destroy:
         scope = replace(scope, narrowing=scope.narrowing.combined_with(without_destructive(token.destructive_scope)))
     return scope

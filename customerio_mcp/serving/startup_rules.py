@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from customerio_mcp.serving.http_app import is_loopback
+from customerio_mcp.serving.host_check import is_loopback
 from customerio_mcp.settings import Settings
 
 MIN_PUBLIC_TOKEN_LENGTH = 32

@@ -1,11 +1,11 @@
 """MCP over stdio, with a shutdown that answers every call it accepted.
 
-The SDK's stdio loop ends, and cancels the calls it is running, the moment stdin closes. A relay
-sits between the real stdio streams and the server instead: it forwards every message, remembers
-each request until its answer has been written, and when stdin closes or SIGTERM/SIGINT arrives it
-stops reading, lets the requests under way finish within the drain window (``drain.InFlightCalls``
-stops the calls still running when it closes, and they answer "shutting down"), waits until those
-answers are on stdout, and only then ends the server. The process then exits 0.
+The SDK's stdio loop ends, and cancels the calls it is running, the moment stdin closes. The server
+reads and writes through thin wrappers of the stdio streams instead: they remember each request
+until its answer has been written, and when stdin closes or SIGTERM/SIGINT arrives the server stops
+reading, the requests under way finish within the drain window (``drain.InFlightCalls`` stops the
+calls still running when it closes, and they answer "shutting down"), those answers reach stdout,
+and only then does the server's input end. The process then exits 0.
 """
 
 from __future__ import annotations
@@ -54,53 +54,114 @@ async def run_stdio(settings: Settings) -> None:
     async with open_app_state(settings) as state:
         server = create_server(settings, shared_state=lambda: state)
         async with stdio_server() as (stdin, stdout):
-            to_server, server_in = anyio.create_memory_object_stream[SessionMessage | Exception](16)
-            server_out, from_server = anyio.create_memory_object_stream[SessionMessage](16)
             unanswered = _Unanswered()
+            incoming = _Incoming(stdin, unanswered, state, settings.mcp_drain_seconds)
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_relay_in, stdin, to_server, unanswered, state, settings.mcp_drain_seconds)
-                tasks.start_soon(_relay_out, from_server, stdout, unanswered)
-                async with server_out:  # the relay out ends when the server has written its last answer
-                    await server.run(server_in, server_out, server.create_initialization_options())
+                tasks.start_soon(_stop_on_signal, incoming)
+                await server.run(incoming, _Outgoing(stdout, unanswered), server.create_initialization_options())
+                tasks.cancel_scope.cancel()
 
 
-async def _relay_in(
-    stdin: ObjectReceiveStream[SessionMessage | Exception],
-    to_server: ObjectSendStream[SessionMessage | Exception],
-    unanswered: _Unanswered,
-    state: AppState,
-    drain_seconds: float,
-) -> None:
-    async with to_server:
-        with anyio.CancelScope() as reading:
-            async with anyio.create_task_group() as signals:
-                signals.start_soon(_cancel_on_signal, reading)
-                async for message in stdin:
+class _Incoming:
+    """What the server reads: stdin's messages, each request remembered until its answer is written.
+
+    After a stop (stdin closed, or ``stop()`` from a signal) it reads no more: it lets the calls
+    under way finish or answer "shutting down" within the drain window, waits until their answers
+    are written, and only then ends, which ends the server. It wraps stdin rather than relaying
+    it through a task of its own, so a message costs no extra hop through the event loop.
+    """
+
+    def __init__(
+        self,
+        stdin: ObjectReceiveStream[SessionMessage | Exception],
+        unanswered: _Unanswered,
+        state: AppState,
+        drain_seconds: float,
+    ) -> None:
+        self._stdin = stdin
+        self._unanswered = unanswered
+        self._state = state
+        self._drain_seconds = drain_seconds
+        self._stopped = False
+        self._reading: anyio.CancelScope | None = None
+        self._drained = False
+
+    @property
+    def last_context(self) -> Any:
+        """The sender context of the last message, for the SDK, when stdin carries one."""
+        return getattr(self._stdin, "last_context", None)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    async def receive(self) -> SessionMessage | Exception:
+        if not self._stopped:
+            with anyio.CancelScope() as self._reading:
+                try:
+                    message = await self._stdin.receive()
+                except anyio.EndOfStream:
+                    self._stopped = True
+                else:
+                    self._reading = None
                     if isinstance(message, SessionMessage) and isinstance(message.message, types.JSONRPCRequest):
-                        unanswered.add(message.message.id)
-                    await to_server.send(message)
-                signals.cancel_scope.cancel()
-        # stdin closed, or a stop signal: no new calls; the ones under way finish, or answer "shutting down".
-        await state.in_flight.drain(drain_seconds)
-        with anyio.move_on_after(FLUSH_SECONDS):
-            await unanswered.wait()
+                        self._unanswered.add(message.message.id)
+                    return message
+            self._reading = None
+            self._stopped = True
+        if not self._drained:
+            self._drained = True
+            # No new calls; the ones under way finish, or answer "shutting down", and are written.
+            await self._state.in_flight.drain(self._drain_seconds)
+            with anyio.move_on_after(FLUSH_SECONDS):
+                await self._unanswered.wait()
+        raise anyio.EndOfStream
+
+    def __aiter__(self) -> _Incoming:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._stdin.aclose()
+
+    async def __aenter__(self) -> _Incoming:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
-async def _relay_out(
-    from_server: ObjectReceiveStream[SessionMessage],
-    stdout: ObjectSendStream[SessionMessage],
-    unanswered: _Unanswered,
-) -> None:
-    async with from_server, stdout:  # closing stdout lets the SDK's writer finish, and the process end
-        async for message in from_server:
-            await stdout.send(message)
-            if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
-                unanswered.answered(message.message.id)
+class _Outgoing:
+    """What the server writes: stdout, noting each answer written."""
+
+    def __init__(self, stdout: ObjectSendStream[SessionMessage], unanswered: _Unanswered) -> None:
+        self._stdout = stdout
+        self._unanswered = unanswered
+
+    async def send(self, message: SessionMessage) -> None:
+        await self._stdout.send(message)
+        if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
+            self._unanswered.answered(message.message.id)
+
+    async def aclose(self) -> None:
+        await self._stdout.aclose()  # lets the SDK's writer finish, and the process end
+
+    async def __aenter__(self) -> _Outgoing:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
-async def _cancel_on_signal(reading: anyio.CancelScope) -> None:
+async def _stop_on_signal(incoming: _Incoming) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
         async for signum in received:
             logger.info("%s received: no new calls; finishing the ones under way", signal.Signals(signum).name)
-            reading.cancel()
+            incoming.stop()
             return
