@@ -25,6 +25,20 @@ def test_environment_beats_dotenv_and_defaults(monkeypatch: pytest.MonkeyPatch, 
     assert Settings(site_id="from-flag").site_id == "from-flag"
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_example_and_readme_name_every_setting() -> None:
+    """A new setting that .env.example or the README's Configuration table forgets is a setting nobody finds."""
+    env_example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Deploying remotely")]
+    for name in Settings.model_fields:
+        variable = f"CUSTOMERIO_{name.upper()}"
+        assert f"{variable}=" in env_example, f"{variable} missing from .env.example"
+        assert f"| `{variable}` |" in table, f"{variable} missing from the README's Configuration table"
+
+
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUSTOMERIO_API_KEY", "")
     monkeypatch.setenv("CUSTOMERIO_SITE_ID", "")

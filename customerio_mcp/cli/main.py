@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-destructive",
         action="store_true",
         default=None,
-        help="hide tools that delete, suppress or merge, and refuse such v2 operations",
+        help="hide tools that delete, suppress or merge, and refuse such operations inside bodies (v2 actions, "
+        "Pipelines delete and suppress events, alias items)",
     )
     parser.add_argument(
         "--dry-run",

@@ -131,7 +131,7 @@ def _pipelines(call: Any, where: str) -> list[DestructiveOperation]:
     if (
         call.get("type") in ("track", None)
         and isinstance(event, str)
-        and " ".join(event.split()).lower() in DESTRUCTIVE_EVENTS
+        and _normalised(event) in DESTRUCTIVE_EVENTS
     ):
         return [DestructiveOperation(where, f'"{clip(event, 40)}" event', who, ".event")]
     return []
