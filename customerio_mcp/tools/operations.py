@@ -128,11 +128,7 @@ def _pipelines(call: Any, where: str) -> list[DestructiveOperation]:
             )
         ]
     event = call.get("event")
-    if (
-        call.get("type") in ("track", None)
-        and isinstance(event, str)
-        and _normalised(event) in DESTRUCTIVE_EVENTS
-    ):
+    if call.get("type") in ("track", None) and isinstance(event, str) and _normalised(event) in DESTRUCTIVE_EVENTS:
         return [DestructiveOperation(where, f'"{clip(event, 40)}" event', who, ".event")]
     return []
 
