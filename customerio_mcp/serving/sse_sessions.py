@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -23,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from customerio_mcp.serving.access_log import CLIENTS, client_address, refuse
 from customerio_mcp.serving.limits import SessionLimit
+from customerio_mcp.serving.stream_wrappers import WrappedReadStream, WrappedStream
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -57,63 +57,29 @@ class Activity:
                 return
 
 
-class _WatchedReader:
+class _WatchedReader(WrappedReadStream):
     """The session's read stream, noting each message in ``Activity``."""
 
     def __init__(self, inner: Any, activity: Activity) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._activity = activity
-
-    @property
-    def last_context(self) -> Any:
-        return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> Any:
         item = await self._inner.receive()
         self._activity.received(item)
         return item
 
-    def __aiter__(self) -> Self:
-        return self
 
-    async def __anext__(self) -> Any:
-        item = await self._inner.__anext__()
-        self._activity.received(item)
-        return item
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class _WatchedWriter:
+class _WatchedWriter(WrappedStream):
     """The session's write stream, noting each message in ``Activity``."""
 
     def __init__(self, inner: Any, activity: Activity) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._activity = activity
 
     async def send(self, item: Any, /) -> None:
         await self._inner.send(item)
         self._activity.sent(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 class SseSessions:

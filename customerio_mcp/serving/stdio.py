@@ -21,6 +21,7 @@ from mcp.shared.message import SessionMessage
 
 from customerio_mcp.serving.drain import FLUSH_SECONDS
 from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
+from customerio_mcp.serving.stream_wrappers import WrappedReadStream, WrappedStream
 from customerio_mcp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def run_stdio(settings: Settings) -> None:
                 tasks.cancel_scope.cancel()
 
 
-class _Incoming:
+class _Incoming(WrappedReadStream):
     """What the server reads: stdin's messages, each request remembered until its answer is written.
 
     After a stop (stdin closed, or ``stop()`` from a signal) it reads no more: it lets the calls
@@ -78,18 +79,13 @@ class _Incoming:
         state: AppState,
         drain_seconds: float,
     ) -> None:
-        self._stdin = stdin
+        super().__init__(stdin)
         self._unanswered = unanswered
         self._state = state
         self._drain_seconds = drain_seconds
         self._stopped = False
         self._reading: anyio.CancelScope | None = None
         self._drained = False
-
-    @property
-    def last_context(self) -> Any:
-        """The sender context of the last message, for the SDK, when stdin carries one."""
-        return getattr(self._stdin, "last_context", None)
 
     def stop(self) -> None:
         self._stopped = True
@@ -100,7 +96,7 @@ class _Incoming:
         if not self._stopped:
             with anyio.CancelScope() as self._reading:
                 try:
-                    message = await self._stdin.receive()
+                    message = await self._inner.receive()
                 except anyio.EndOfStream:
                     self._stopped = True
                 else:
@@ -118,45 +114,18 @@ class _Incoming:
                 await self._unanswered.wait()
         raise anyio.EndOfStream
 
-    def __aiter__(self) -> _Incoming:
-        return self
 
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def aclose(self) -> None:
-        await self._stdin.aclose()
-
-    async def __aenter__(self) -> _Incoming:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-
-class _Outgoing:
+class _Outgoing(WrappedStream):
     """What the server writes: stdout, noting each answer written."""
 
     def __init__(self, stdout: ObjectSendStream[SessionMessage], unanswered: _Unanswered) -> None:
-        self._stdout = stdout
+        super().__init__(stdout)  # closing it lets the SDK's writer finish, and the process end
         self._unanswered = unanswered
 
     async def send(self, message: SessionMessage) -> None:
-        await self._stdout.send(message)
+        await self._inner.send(message)
         if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
             self._unanswered.answered(message.message.id)
-
-    async def aclose(self) -> None:
-        await self._stdout.aclose()  # lets the SDK's writer finish, and the process end
-
-    async def __aenter__(self) -> _Outgoing:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 async def _stop_on_signal(incoming: _Incoming) -> None:
