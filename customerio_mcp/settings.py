@@ -19,6 +19,10 @@ Transport = Literal["stdio", "sse", "streamable-http"]
 Toolset = Literal["track", "pipelines"]
 
 
+RANDOM_STRING_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+"""How to make a secret (a token, a state key) that cannot be guessed: said wherever one is too short."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CUSTOMERIO_",
@@ -217,10 +221,7 @@ class Settings(BaseSettings):
     def _long_keys(cls, value: list[SecretStr] | None) -> list[SecretStr] | None:
         for number, key in enumerate(value or (), start=1):
             if len(key.get_secret_value().encode()) < 32:
-                raise ValueError(
-                    f"key {number} is shorter than 32 bytes; generate each with: "
-                    'python -c "import secrets; print(secrets.token_hex(32))"'
-                )
+                raise ValueError(f"key {number} is shorter than 32 bytes; generate each with: {RANDOM_STRING_COMMAND}")
         return value
 
     @field_validator(

@@ -12,10 +12,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from customerio_mcp.serving.host_check import is_loopback
-from customerio_mcp.settings import Settings
+from customerio_mcp.settings import RANDOM_STRING_COMMAND, Settings
 
 MIN_PUBLIC_TOKEN_LENGTH = 32
-RANDOM_STRING_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 def serves_publicly_without_authentication(settings: Settings) -> bool:
