@@ -39,10 +39,12 @@ USER mcp
 # recommended for new deployments).
 ENV CUSTOMERIO_MCP_TRANSPORT=sse \
     CUSTOMERIO_MCP_HOST=0.0.0.0 \
-    CUSTOMERIO_MCP_PORT=8000
+    CUSTOMERIO_MCP_PORT=8000 \
+    CUSTOMERIO_MCP_HEALTH_PORT=8001
 
-EXPOSE 8000
+# 8001 answers only GET /healthz, from a thread a burst of requests on 8000 cannot delay.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CUSTOMERIO_MCP_PORT', '8000'), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('CUSTOMERIO_MCP_HEALTH_PORT') or os.environ.get('CUSTOMERIO_MCP_PORT', '8000')), timeout=4)"]
 
 CMD ["customerio-mcp"]

@@ -60,6 +60,7 @@ class Server:
     def __init__(self, transport: str, fake: SlowFake, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.health_port = int(env.get("CUSTOMERIO_MCP_HEALTH_PORT", self.port))
         environment = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")} | {
             "CUSTOMERIO_SITE_ID": SITE_ID,
             "CUSTOMERIO_API_KEY": API_KEY,

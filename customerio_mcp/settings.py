@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     mcp_transport: Transport = Field(default="stdio", description="stdio, sse or streamable-http.")
     mcp_host: str = Field(default="127.0.0.1", description="Address the HTTP transports bind to.")
     mcp_port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP transports listen on.")
+    mcp_health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also answer GET /healthz on this port, from a thread a busy event loop cannot delay.",
+    )
     mcp_auth_token: SecretStr | None = Field(
         default=None, description="Bearer token every MCP HTTP request must carry."
     )

@@ -82,11 +82,13 @@ def test_the_deployment_is_probed_on_healthz_and_drains_before_it_is_killed() ->
     pod = resource("Deployment", "customerio-mcp")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["terminationGracePeriodSeconds"] > pre_stop + DRAIN_SECONDS
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["CUSTOMERIO_MCP_TRANSPORT"] == "streamable-http"
+    assert (int(env["CUSTOMERIO_MCP_PORT"]), int(env["CUSTOMERIO_MCP_HEALTH_PORT"])) == (ports["http"], ports["health"])
     assert env["CUSTOMERIO_REDIS_URL"] == "redis://customerio-mcp-redis:6379/0"
     assert container["envFrom"] == [{"secretRef": {"name": "customerio-mcp-keys"}}]
     assert set(resource("Secret", "customerio-mcp-keys")["stringData"]) == {
@@ -130,7 +132,8 @@ def test_compose_runs_two_checked_replicas_behind_a_balancer_with_redis() -> Non
     mcp = services["mcp"]
     assert mcp["deploy"]["replicas"] == 2
     assert (DEPLOY / mcp["build"]["context"] / mcp["build"]["dockerfile"]).resolve() == ROOT / "Dockerfile"
-    assert "/healthz" in " ".join(mcp["healthcheck"]["test"])
+    health_port = mcp["environment"]["CUSTOMERIO_MCP_HEALTH_PORT"]
+    assert f"127.0.0.1:{health_port}/healthz" in " ".join(mcp["healthcheck"]["test"])
     assert mcp["environment"]["CUSTOMERIO_MCP_TRANSPORT"] == "streamable-http"
     assert mcp["environment"]["CUSTOMERIO_REDIS_URL"] == "redis://redis:6379/0"
     assert mcp["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -142,7 +145,7 @@ def test_compose_runs_two_checked_replicas_behind_a_balancer_with_redis() -> Non
     assert "healthcheck" in balancer
     config = (DEPLOY / "haproxy.cfg").read_text(encoding="utf-8")
     assert "option httpchk GET /healthz" in config
-    assert re.search(r"server-template \w+ \d+ mcp:8000 check", config)  # the compose service and its port
+    assert re.search(rf"server-template \w+ \d+ mcp:8000 check port {health_port} ", config)  # service and ports
     assert "./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in balancer["volumes"]
     assert (
         compose()["services"]["mcp"]["image"]

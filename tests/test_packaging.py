@@ -55,7 +55,7 @@ def test_dockerfile_has_what_a_container_needs() -> None:
     # Every dependency comes pinned from the lock file; the project itself adds none of its own.
     assert installs == ["pip install --no-deps -r requirements.lock", "pip install --no-deps ."]
     assert "EXPOSE" in keywords
-    assert dict(instructions)["EXPOSE"] == "8000"
+    assert dict(instructions)["EXPOSE"] == "8000 8001"  # MCP, and the health port
     user = [rest for keyword, rest in instructions if keyword == "USER"]
     assert user
     assert user[-1] not in ("root", "0")
@@ -113,11 +113,13 @@ def test_default_command_serves_sse_and_healthz(
     bin_dir, dockerfile_env, cmd, healthcheck = image
     assert dockerfile_env["CUSTOMERIO_MCP_TRANSPORT"] == "sse"
     assert dockerfile_env["CUSTOMERIO_MCP_HOST"] == "0.0.0.0"
-    port = free_port()  # the port stays overridable by environment
+    assert dockerfile_env["CUSTOMERIO_MCP_HEALTH_PORT"] == "8001"
+    port, health_port = free_port(), free_port()  # the ports stay overridable by environment
     env = image_env(
         bin_dir,
         dockerfile_env,
         CUSTOMERIO_MCP_PORT=str(port),
+        CUSTOMERIO_MCP_HEALTH_PORT=str(health_port),
         CUSTOMERIO_MCP_AUTH_TOKEN=TOKEN,
         CUSTOMERIO_SITE_ID=fake.site_id,
         CUSTOMERIO_API_KEY=fake.api_key,
@@ -134,8 +136,11 @@ def test_default_command_serves_sse_and_healthz(
             first = next(stream.iter_lines())
         assert first == "event: endpoint"
         assert httpx2.get(server.url + "/sse", timeout=5).status_code == 401
+        assert httpx2.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).json() == {"status": "ok"}
         probe = subprocess.run(healthcheck, env=env, capture_output=True, timeout=30, check=False)
         assert probe.returncode == 0, probe.stderr
+        elsewhere = env | {"CUSTOMERIO_MCP_HEALTH_PORT": str(free_port())}  # the probe asks the health port
+        assert subprocess.run(healthcheck, env=elsewhere, capture_output=True, timeout=30, check=False).returncode
     finally:
         code, _ = server.stop()
     assert code == 0

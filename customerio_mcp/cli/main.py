@@ -195,6 +195,7 @@ def serve_http(settings: Settings) -> None:
         quiet_accept_errors,
     )
     from customerio_mcp.serving.drain import FLUSH_SECONDS
+    from customerio_mcp.serving.health_listener import HealthListener, LoopHeartbeat
     from customerio_mcp.serving.http_app import build_http_app
 
     class DrainingServer(uvicorn.Server):
@@ -239,10 +240,20 @@ def serve_http(settings: Settings) -> None:
                 guard.max_connections,
                 settings.mcp_max_connections,
             )
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(guard.sweep_forever)
-            await DrainingServer(config, shutdown).serve()
-            tasks.cancel_scope.cancel()
+        heartbeat = LoopHeartbeat()
+        health = None
+        if settings.mcp_health_port is not None:
+            health = HealthListener(settings.mcp_host, settings.mcp_health_port, heartbeat).start()
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(guard.sweep_forever)
+                if health is not None:
+                    tasks.start_soon(heartbeat.beat_forever)
+                await DrainingServer(config, shutdown).serve()
+                tasks.cancel_scope.cancel()
+        finally:
+            if health is not None:
+                health.close()
 
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the previous
     # handler in place; with this one in place the process then ends with status 0.

@@ -77,6 +77,8 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
     else:
         path = "/sse" if settings.mcp_transport == "sse" else "/mcp"
         transport = f"{settings.mcp_transport} on http://{settings.mcp_host}:{settings.mcp_port}{path}"
+        if settings.mcp_health_port is not None:
+            transport += f" (health checks also on port {settings.mcp_health_port})"
     present, absent = credential_names(settings)
     env_file = sources.env_file.resolve()
     env_state = "read" if sources.env_file_values else ("empty" if sources.env_file.is_file() else "not found")

@@ -31,7 +31,21 @@ def startup_refusals(settings: Settings, allow_unauthenticated: bool) -> list[st
     """Every reason not to serve as configured (empty: serve), each saying what to change."""
     if settings.mcp_transport == "stdio":
         return []
-    return [*_public_bind_refusals(settings, allow_unauthenticated), *_oauth_refusals(settings)]
+    return [
+        *_public_bind_refusals(settings, allow_unauthenticated),
+        *_oauth_refusals(settings),
+        *_port_refusals(settings),
+    ]
+
+
+def _port_refusals(settings: Settings) -> list[str]:
+    if settings.mcp_health_port != settings.mcp_port:
+        return []
+    return [
+        f"CUSTOMERIO_MCP_HEALTH_PORT and CUSTOMERIO_MCP_PORT are both {settings.mcp_port}: the health port is a "
+        "second port, answered apart from MCP traffic. Pick another one (e.g. "
+        f"{settings.mcp_port + 1 if settings.mcp_port < 65535 else settings.mcp_port - 1}), or unset it."
+    ]
 
 
 def _public_bind_refusals(settings: Settings, allow_unauthenticated: bool) -> list[str]:
