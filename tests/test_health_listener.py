@@ -7,6 +7,7 @@ The listener runs on real loopback sockets here; the stall test blocks a real ev
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from customerio_mcp.serving import health_listener
 from customerio_mcp.serving.health_listener import HealthListener, LoopHeartbeat, health_answer
 from customerio_mcp.serving.startup_rules import startup_refusals
 from customerio_mcp.settings import Settings
-from tests.processes import free_port, http_server
+from tests.processes import command, free_port, http_server, server_env
 
 
 @pytest.fixture
@@ -122,6 +123,22 @@ def test_the_server_answers_health_on_its_health_port_too(transport: str) -> Non
         _, stderr = server.stop()
     assert on_health_port.json() == on_main_port.json() == {"status": "ok"}
     assert f"health checks also on port {port}" in stderr
+
+
+def test_a_taken_health_port_stops_the_server_with_one_line() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = server_env(
+            None,
+            CUSTOMERIO_MCP_TRANSPORT="streamable-http",
+            CUSTOMERIO_MCP_PORT=str(free_port()),
+            CUSTOMERIO_MCP_HEALTH_PORT=str(port),
+        )
+        done = subprocess.run([command()], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"cannot answer health checks on 127.0.0.1:{port} (CUSTOMERIO_MCP_HEALTH_PORT)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
 
 
 def test_the_health_port_must_differ_from_the_main_port() -> None:

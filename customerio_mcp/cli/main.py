@@ -243,7 +243,16 @@ def serve_http(settings: Settings) -> None:
         heartbeat = LoopHeartbeat()
         health = None
         if settings.mcp_health_port is not None:
-            health = HealthListener(settings.mcp_host, settings.mcp_health_port, heartbeat).start()
+            try:
+                health = HealthListener(settings.mcp_host, settings.mcp_health_port, heartbeat).start()
+            except OSError as exc:
+                logging.getLogger("customerio_mcp").error(
+                    "cannot answer health checks on %s:%d (CUSTOMERIO_MCP_HEALTH_PORT): %s",
+                    settings.mcp_host,
+                    settings.mcp_health_port,
+                    exc.strerror or exc,
+                )
+                raise SystemExit(1) from None
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(guard.sweep_forever)

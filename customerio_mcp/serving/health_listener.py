@@ -101,7 +101,8 @@ class HealthListener:
     def __init__(self, host: str, port: int, heartbeat: LoopHeartbeat) -> None:
         self._heartbeat = heartbeat
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        dualstack = host == "::" and socket.has_dualstack_ipv6()  # as uvicorn's "::" also takes IPv4
+        self._listener = socket.create_server((host, port), family=family, backlog=128, dualstack_ipv6=dualstack)
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
