@@ -6,8 +6,10 @@ The listener runs on real loopback sockets here; the stall test blocks a real ev
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -71,6 +73,38 @@ def test_more_silent_clients_than_allowed_evict_the_oldest(listener: HealthListe
     assert crowd[0].recv(100) == b""
     for sock in crowd:
         sock.close()
+
+
+EXHAUSTED = """
+import json, os, resource, socket, time
+from customerio_mcp.serving.health_listener import HealthListener, LoopHeartbeat
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+listener = HealthListener("127.0.0.1", 0, LoopHeartbeat()).start()
+hog = []
+try:
+    while True:
+        hog.append(open(os.devnull))
+except OSError:
+    pass
+hog.pop().close()  # one descriptor for the client; none left for the listener to accept it with
+client = socket.create_connection(("127.0.0.1", listener.port))
+client.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+cpu = time.process_time()
+time.sleep(1.5)
+cpu = time.process_time() - cpu
+for f in hog[:8]:
+    f.close()
+client.settimeout(10)
+answer = client.recv(200).decode()
+print(json.dumps({"cpu": cpu, "answer": answer}))
+"""
+
+
+def test_out_of_descriptors_at_accept_pauses_accepting_instead_of_spinning() -> None:
+    done = subprocess.run([sys.executable, "-c", EXHAUSTED], capture_output=True, text=True, timeout=60, check=True)
+    outcome = json.loads(done.stdout)
+    assert outcome["cpu"] < 0.5  # a listener retrying accept in a loop would burn the whole 1.5 s
+    assert outcome["answer"].startswith("HTTP/1.1 200 OK")  # and it answers once descriptors free up
 
 
 def test_a_stuck_event_loop_answers_503_with_how_long(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,11 +34,16 @@ import time
 
 import anyio
 
+from customerio_mcp.serving.connections import ACCEPT_ERRNOS
+
 LOG = logging.getLogger("customerio_mcp.health")
 BEAT_SECONDS = 0.25
 STALL_SECONDS = 10.0
 """The event loop silent this long is stuck, not busy: the health answer becomes ``503``."""
 CLIENT_SECONDS = 2.0
+ACCEPT_PAUSE_SECONDS = 1.0
+"""After running out of descriptors at accept, stop accepting this long (as asyncio does), rather than
+spin on a listening socket that stays readable."""
 MAX_HEAD_BYTES = 4096
 MAX_CONNECTIONS = 64
 _HEAD_END = b"\r\n\r\n"
@@ -110,6 +115,7 @@ class HealthListener:
         self._stop_reader, self._stop_writer = socket.socketpair()
         self._selector.register(self._stop_reader, selectors.EVENT_READ)
         self._thread = threading.Thread(target=self._serve, name="customerio-mcp-health", daemon=True)
+        self._accepting_again_at: float | None = None
 
     @property
     def port(self) -> int:
@@ -135,12 +141,19 @@ class HealthListener:
                     self._accept()
                 elif (client := self._clients.get(key.fileobj)) is not None:  # type: ignore[call-overload]
                     self._read(client)
-            self._cut_slow(time.monotonic())
+            now = time.monotonic()
+            self._cut_slow(now)
+            if self._accepting_again_at is not None and now >= self._accepting_again_at:
+                self._selector.register(self._listener, selectors.EVENT_READ)
+                self._accepting_again_at = None
 
     def _accept(self) -> None:
         try:
             sock, _ = self._listener.accept()
-        except OSError:  # out of descriptors, or the client already left: nothing to answer
+        except OSError as exc:  # the client already left, or no descriptor is left to accept it with
+            if exc.errno in ACCEPT_ERRNOS:
+                self._selector.unregister(self._listener)
+                self._accepting_again_at = time.monotonic() + ACCEPT_PAUSE_SECONDS
             return
         sock.setblocking(False)
         if len(self._clients) >= MAX_CONNECTIONS:
