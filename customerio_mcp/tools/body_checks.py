@@ -26,7 +26,7 @@ from customerio_mcp.errors import InputError
 from customerio_mcp.tools import json_hygiene
 from customerio_mcp.tools.dedupe_keys import KeySource, with_key
 from customerio_mcp.tools.schema_errors import SCHEMA_HINT, explain, json_type
-from customerio_mcp.tools.schemas import compiled, explainer, union_for
+from customerio_mcp.tools.schemas import compiled, explainer, first_invalid_item, union_for
 from customerio_mcp.tools.table import ToolSpec
 
 KB = 1024
@@ -249,12 +249,11 @@ def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
     api, key = tool.api, tool.schema_key
     union = union_for(api, key)
     if union is not None and union.at == "batch" and isinstance(body.get("batch"), list) and body["batch"]:
-        item_validator = compiled(api, key, item=True)
-        for index, item in enumerate(body["batch"]):
-            if not item_validator.is_valid(item):
-                where = f"request_body.batch[{index}]"
-                json_hygiene.check_depth(item, where)  # explaining walks the item: bound it first
-                raise explain(explainer(api, key, item=True), item, where, union)
+        index = first_invalid_item(api, key, body["batch"])
+        if index is not None:
+            item, where = body["batch"][index], f"request_body.batch[{index}]"
+            json_hygiene.check_depth(item, where)  # explaining walks the item: bound it first
+            raise explain(explainer(api, key, item=True), item, where, union)
         # Every item is valid: the envelope is checked with one of them, not all of them once more.
         envelope = {**body, "batch": body["batch"][:1]}
         if compiled(api, key).is_valid(envelope):
