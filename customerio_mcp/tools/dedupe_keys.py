@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -61,26 +60,19 @@ def new_ids(count: int) -> list[str]:
     return ids
 
 
-class KeySource:
-    """Hands out the keys of one body, made in one batch when first needed."""
+def with_keys(items: list[Any], name: str, indexes: list[int]) -> tuple[list[Any], list[str]]:
+    """``items`` with a new key under ``name`` in each item at ``indexes``, and those keys, in order.
 
-    def __init__(self, expected: int) -> None:
-        self._expected = max(1, expected)
-        self._keys: Iterator[str] = iter(())
-
-    def __call__(self) -> str:
-        key = next(self._keys, None)
-        if key is None:
-            self._keys = iter(new_ids(self._expected))
-            key = next(self._keys)
-        return key
-
-
-def with_key(item: dict[str, Any], name: str, keys: KeySource) -> dict[str, Any]:
-    """``item`` itself if it has ``name``, else a shallow copy with a new key under ``name``."""
-    if name in item:
-        return item
-    return {**item, name: keys()}
+    The keyed items are copies, in a new list, so the caller's objects stay as they were; with nothing
+    to key, ``items`` itself comes back.
+    """
+    if not indexes:
+        return items, []
+    keys = new_ids(len(indexes))
+    keyed = list(items)
+    for index, key in zip(indexes, keys, strict=True):
+        keyed[index] = {**items[index], name: key}
+    return keyed, keys
 
 
 def sent_ids(body: Any) -> dict[str, Any]:
