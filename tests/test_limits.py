@@ -210,3 +210,9 @@ def test_the_gate_reads_a_calls_id_as_json_loads_does() -> None:
         is_call = isinstance(message, dict) and message.get("method") == "tools/call" and "id" in message
         expected = (True, message["id"]) if is_call else (False, None)
         assert tool_call_id(body) == expected, body
+
+
+def test_a_call_nested_too_deep_to_parse_is_left_to_the_sdk() -> None:
+    """json.loads raises RecursionError, not ValueError, on deep nesting: it once made the gate answer 500."""
+    deep = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert tool_call_id(deep) == (False, None)

@@ -139,7 +139,7 @@ def tool_call_id(body: bytes) -> tuple[bool, Any]:
     except ValidationError:
         try:
             message = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting too deep for json.loads: the SDK answers a parse error
             return False, None
     if isinstance(message, dict) and message.get("method") == "tools/call" and "id" in message:
         return True, message["id"]
