@@ -95,12 +95,42 @@ def parse_body(raw: Any) -> dict[str, Any]:
     return raw
 
 
+LARGE_BYTES = 64 * KB
+LARGE_CONTAINERS = 200
+"""A body with more text or more objects and arrays than these costs about a millisecond or more to check."""
+
+
 def is_large(raw: Any) -> bool:
-    """Whether checking ``raw`` may take long enough to belong on a worker thread, not the event loop."""
+    """Whether checking ``raw`` may take long enough to belong on a worker thread, not the event loop.
+
+    A string by its length. An object by a walk that stops as soon as it has seen more than
+    ``LARGE_CONTAINERS`` objects and arrays (each costs Python work in the checks: a batch of a
+    couple of hundred operations is large) or more than ``LARGE_BYTES`` of encoded text, counted low
+    (each member or item 2 bytes, each string its length): one event whose data is 1 MiB of numbers
+    is then encoded on the worker, not on the loop. A small body costs the walk a few microseconds;
+    like ``json_hygiene.check_depth``, it types a container's children at C speed.
+    """
     if isinstance(raw, str):
-        return len(raw) > 64 * KB
-    batch = raw.get("batch") if isinstance(raw, dict) else None
-    return isinstance(batch, list) and len(batch) > 200
+        return len(raw) > LARGE_BYTES
+    if not isinstance(raw, dict):
+        return False
+    stack: list[Any] = [raw]
+    containers = size = 0
+    while stack:
+        value = stack.pop()
+        containers += 1
+        size += 2 * len(value)
+        if containers > LARGE_CONTAINERS or size > LARGE_BYTES:
+            return True
+        children = value.values() if type(value) is dict else value
+        kinds = set(map(type, children))
+        if str in kinds or dict in kinds or list in kinds:
+            for child in children:
+                if type(child) is str:
+                    size += len(child)
+                elif type(child) is dict or type(child) is list:
+                    stack.append(child)
+    return size > LARGE_BYTES
 
 
 def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
@@ -151,9 +181,9 @@ def _prepare_batch(tool: ToolSpec, body: dict[str, Any], limits: Limits) -> Prep
     _check_items(encoded.item_sizes(), limits)
     if tool.body == "v2_batch":
         # An operation of n bytes cannot break a limit of more than n bytes: small ones need no look.
-        # n is its size as sent less the key just added, which no limit concerns.
+        # Each is looked at as given, with its size as given: the key just added concerns no limit.
         for index in [index for index, size in enumerate(sizes) if size > EVENT_NAME_MAX]:
-            _check_v2_operation(items[index], f"request_body.batch[{index}]", sizes[index])
+            _check_v2_operation(batch[index], f"request_body.batch[{index}]", sizes[index])
     return PreparedBody({**body, "batch": items} if lacking else body, content)
 
 
@@ -257,7 +287,12 @@ def _check_limits(tool: ToolSpec, body: dict[str, Any], size: int) -> None:
 
 
 def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) -> None:
-    """Event name and data limits; ``size`` is the whole body's, so small bodies skip measuring data."""
+    """Event name and data limits; ``size`` is ``event``'s own encoded size, so small events skip measuring data.
+
+    The data's size is ``size`` less the event encoded with ``null`` in its place (plus the 4 bytes
+    of ``null``): the encoder writes every other member the same, so a megabyte of data is not
+    encoded a second time just to be measured.
+    """
     name = event.get("name")
     # A character is at most 4 bytes: names of up to 25 characters need no encoding to measure.
     if isinstance(name, str) and len(name) > EVENT_NAME_MAX // 4 and len(name.encode()) > EVENT_NAME_MAX:
@@ -268,7 +303,7 @@ def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) ->
         )
     data = event.get(data_key)
     if data is not None and size > EVENT_DATA_MAX:
-        size = len(json_hygiene.encode(data))
+        size -= len(json_hygiene.encode({**event, data_key: None})) - len(b"null")
         if size > EVENT_DATA_MAX:
             raise _too_big(f"{where}.{data_key}", size, EVENT_DATA_MAX, "event data", "send less event data")
 
