@@ -193,6 +193,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         "request_body",
         "at most 512,000 bytes for a v2 batch",
     ),
+    # A batch without its list, or with a scalar for an item: each was once an internal error.
+    ("batch_process_requests", {"request_body": {}}, "request_body.batch", "is required"),
+    ("batch_process_requests", {"request_body": {"batch": "x"}}, "request_body.batch", "must be an array"),
+    ("batch_process_requests", {"request_body": {"batch": {"a": 1}}}, "request_body.batch", "must be an array"),
+    ("batch_process_requests", {"request_body": {"batch": [_event(100), 5]}}, "request_body.batch[1]", "an object"),
+    ("send_batch_requests", {"request_body": {"batch": [None]}}, "request_body.batch[0]", "must be an object"),
     (  # fits until its deduplication key is added: 32,767 bytes as given, 32,801 as sent
         "batch_process_requests",
         {"request_body": {"batch": [_event(100), _event(32_767)]}},

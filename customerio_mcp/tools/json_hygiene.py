@@ -183,8 +183,11 @@ def check_depth(body: Any, where: str, limit: int = MAX_DEPTH) -> None:
     """Refuse nesting deeper than MAX_DEPTH. Only containers are visited, and paths are traced only on failure.
 
     A container's children are typed at C speed (``map(type, ...)``), so long runs of scalars (300,000
-    numbers in a list) cost little; only containers holding containers are walked in Python.
+    numbers in a list) cost little; only containers holding containers are walked in Python. A
+    scalar nests nothing (a batch item can be one).
     """
+    if type(body) is not dict and type(body) is not list:
+        return
     stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
         value, depth = stack.pop()
