@@ -10,8 +10,10 @@ Targets (the fidelity issue):
 
 The first two are measured in process (``ToolRunner.build_request``: every local check, nothing sent),
 medians of ``--rounds``. The third runs the real server over Streamable HTTP against the fake
-Customer.io and sends the largest bodies while a second client polls ``/healthz`` and makes small
-calls, reporting the worst delay seen. Exit code 1 when a target is missed.
+Customer.io and sends the largest bodies while a second client, in a process of its own, polls
+``/healthz`` and makes small calls, reporting the worst delay seen. The server is the installed
+``customerio-mcp`` command: to measure another checkout, put it first on ``PYTHONPATH``. Exit code 1
+when a target is missed.
 """
 
 from __future__ import annotations
