@@ -14,6 +14,7 @@ import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
 
+from customerio_mcp.serving.limits import tool_call_id
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, TOKEN, http_server
@@ -181,3 +182,37 @@ def test_idle_stateful_streamable_http_session_expires() -> None:
         expired = http.post(server.url + "/mcp", headers=session, json=ping)
     assert fresh.status_code == 200
     assert expired.status_code == 404
+
+
+GATE_BODIES = [
+    b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"request_body":[1,2,3]}}}',
+    b'{"params":{"s":"tools/call"},"method":"tools/list","id":1}',
+    b'{"method":"tools/call","jsonrpc":"2.0"}',  # a notification: no id
+    b'{"method":"tools/call","id":null}',
+    b'{"method":"x","method":"tools/call","id":1,"id":"two"}',  # the last of each, as json.loads reads it
+    b'{"method":"tools/call","id":1.5e400}',
+    b'{"method":"tools/call","id":"\\ud800"}',  # refused by the Rust parser: read by json.loads
+    b'\xef\xbb\xbf{"method":"tools/call","id":1}',
+    b'{"method":"tools/call","id":1,"params":{"n":NaN}}',
+    b'{"method":"tools/call","id":' + b"9" * 5000 + b"}",
+    b'[{"method":"tools/call","id":1}]',
+    b'{"method":"tools/call","id":1',
+]
+
+
+def test_the_gate_reads_a_calls_id_as_json_loads_does() -> None:
+    """The gate parses only ``method`` and ``id`` (in Rust); its verdict must be the one a full parse gives."""
+    for body in GATE_BODIES:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            message = None
+        is_call = isinstance(message, dict) and message.get("method") == "tools/call" and "id" in message
+        expected = (True, message["id"]) if is_call else (False, None)
+        assert tool_call_id(body) == expected, body
+
+
+def test_a_call_nested_too_deep_to_parse_is_left_to_the_sdk() -> None:
+    """json.loads raises RecursionError, not ValueError, on deep nesting: it once made the gate answer 500."""
+    deep = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert tool_call_id(deep) == (False, None)

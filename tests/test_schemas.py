@@ -20,7 +20,7 @@ import jsonschema_rs
 import pytest
 
 from customerio_mcp.tools.body_checks import prepare_body
-from customerio_mcp.tools.schemas import body_schema, compiled
+from customerio_mcp.tools.schemas import body_schema, compiled, first_invalid_item, union_for
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 from tests.conftest import call, connect
 from tests.fake_customerio import FakeCustomerIO
@@ -202,3 +202,38 @@ def test_prepare_body_never_changes_the_callers_object() -> None:
     assert batch == {"batch": [{"type": "track", "userId": "1", "event": "e"}]}
     assert "id" in sent.body
     assert "messageId" in sent_batch.body["batch"][0]
+
+
+BATCH_TOOLS = [tool for tool in BODY_TOOLS if tool.body in ("v2_batch", "pipelines_batch")]
+
+
+def _variants(item: dict[str, Any], pairs: tuple[tuple[str, ...], ...], keys: tuple[str, ...]) -> list[Any]:
+    """``item``, each property dropped or of another type, and the item under every other type/action."""
+    found: list[Any] = [item, [item], "item", None]
+    for name in item:
+        found.append({key: value for key, value in item.items() if key != name})
+        found += [{**item, name: other} for other in ([], {}, "x", 1, None)]
+    found += [{**item, **dict(zip(keys, pair, strict=True))} for pair in pairs]
+    return found
+
+
+@pytest.mark.parametrize("tool", BATCH_TOOLS, ids=lambda tool: tool.name)
+def test_batch_items_are_judged_by_their_branch_exactly_as_by_the_whole_union(tool: ToolSpec) -> None:
+    """Each batch item is validated against the branch its type/action select: the verdict must be the union's."""
+    union = union_for(tool.api, tool.schema_key)
+    assert union is not None
+    items = [
+        item
+        for api, method, path, _, body in EXAMPLES
+        if _tool_for(api, method, path) is tool
+        for item in body["batch"]
+    ] + [item for name, body in LENIENT if name == tool.name for item in body["batch"]]
+    assert items
+    whole = compiled(tool.api, tool.schema_key, item=True)
+    verdicts = set()
+    for item in items:
+        for variant in _variants(item, union.valid, union.keys):
+            verdict = whole.is_valid(variant)
+            assert (first_invalid_item(tool.api, tool.schema_key, [variant]) is None) == verdict, variant
+            verdicts.add(verdict)
+    assert verdicts == {True, False}

@@ -11,6 +11,14 @@ from tests.fake_customerio import FakeCustomerIO
 
 BIG = "x" * 40_000
 
+
+def _event(size: int) -> dict[str, Any]:
+    """A v2 person event of exactly ``size`` bytes as compact JSON (at least 92), before its ``id`` is added."""
+    event = {"type": "person", "action": "event", "identifiers": {"id": "1"}, "name": "e", "attributes": {"a": ""}}
+    event["attributes"]["a"] = "x" * (size - 92)
+    return event
+
+
 # tool, arguments, field named in the error, words the explanation must contain
 BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("no_such_tool", {}, "name", "which is no tool of this server"),
@@ -184,6 +192,24 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
         },
         "request_body",
         "at most 512,000 bytes for a v2 batch",
+    ),
+    # A batch without its list, or with a scalar for an item: each was once an internal error.
+    ("batch_process_requests", {"request_body": {}}, "request_body.batch", "is required"),
+    ("batch_process_requests", {"request_body": {"batch": "x"}}, "request_body.batch", "must be an array"),
+    ("batch_process_requests", {"request_body": {"batch": {"a": 1}}}, "request_body.batch", "must be an array"),
+    ("batch_process_requests", {"request_body": {"batch": [_event(100), 5]}}, "request_body.batch[1]", "an object"),
+    ("send_batch_requests", {"request_body": {"batch": [None]}}, "request_body.batch[0]", "must be an object"),
+    (  # fits until its deduplication key is added: 32,767 bytes as given, 32,801 as sent
+        "batch_process_requests",
+        {"request_body": {"batch": [_event(100), _event(32_767)]}},
+        "request_body.batch[1]",
+        "is 32,801 bytes; Customer.io accepts at most 32,768 bytes for one operation",
+    ),
+    (  # a flood of tiny items, measured by a plain encode first
+        "batch_process_requests",
+        {"request_body": {"batch": [{}] * 200_000}},
+        "request_body",
+        "is 600,011 bytes; Customer.io accepts at most 512,000 bytes for a v2 batch",
     ),
     (
         "identify_person_and_assign_traits",

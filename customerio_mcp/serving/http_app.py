@@ -34,7 +34,7 @@ from customerio_mcp.serving.access_log import AccessLog
 from customerio_mcp.serving.host_check import AllowedAuthorities, HostOriginCheck
 from customerio_mcp.serving.http_auth import OPEN_PATHS, HttpAuth
 from customerio_mcp.serving.limits import BusyGate, SessionLimit
-from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
+from customerio_mcp.serving.mcp_server import AppState, create_server, freeze_startup_heap, open_app_state
 from customerio_mcp.serving.sse_sessions import SseSessions
 from customerio_mcp.settings import Settings
 
@@ -106,9 +106,11 @@ def build_http_app(settings: Settings, shutdown: anyio.Event | None = None, **se
                 AppStatus.disable_automatic_graceful_drain()
                 tasks.start_soon(_drain_then_close_streams, shutdown, state, settings.mcp_drain_seconds)
             if manager is None:
+                freeze_startup_heap()
                 yield
             else:
                 async with manager.run():
+                    freeze_startup_heap()
                     yield
             tasks.cancel_scope.cancel()
             logger.info("shutting down: closing the Customer.io HTTP client")

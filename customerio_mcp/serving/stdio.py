@@ -20,7 +20,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from mcp.shared.message import SessionMessage
 
 from customerio_mcp.serving.drain import FLUSH_SECONDS
-from customerio_mcp.serving.mcp_server import AppState, create_server, open_app_state
+from customerio_mcp.serving.mcp_server import AppState, create_server, freeze_startup_heap, open_app_state
 from customerio_mcp.serving.stream_wrappers import WrappedReadStream, WrappedStream
 from customerio_mcp.settings import Settings
 
@@ -55,6 +55,7 @@ async def run_stdio(settings: Settings) -> None:
     async with open_app_state(settings) as state:
         server = create_server(settings, shared_state=lambda: state)
         async with stdio_server() as (stdin, stdout):
+            freeze_startup_heap()
             unanswered = _Unanswered()
             incoming = _Incoming(stdin, unanswered, state, settings.mcp_drain_seconds)
             async with anyio.create_task_group() as tasks:

@@ -24,9 +24,9 @@ from typing import Any
 
 from customerio_mcp.errors import InputError
 from customerio_mcp.tools import json_hygiene
-from customerio_mcp.tools.dedupe_keys import KeySource, with_key
+from customerio_mcp.tools.dedupe_keys import with_keys
 from customerio_mcp.tools.schema_errors import SCHEMA_HINT, explain, json_type
-from customerio_mcp.tools.schemas import compiled, explainer, union_for
+from customerio_mcp.tools.schemas import compiled, explainer, first_invalid_item, union_for
 from customerio_mcp.tools.table import ToolSpec
 
 KB = 1024
@@ -40,6 +40,16 @@ PIPELINES_CALL_MAX = 32 * KB
 PIPELINES_BATCH_MAX = 500 * KB
 V2_EVENT_ACTIONS = ("event", "page", "screen")
 """A tuple, not a set: membership by equality never fails on an unhashable value from a model."""
+KEY_NAMES = {
+    "v1_event": "id",
+    "v2_entity": "id",
+    "v2_batch": "id",
+    "pipelines_call": "messageId",
+    "pipelines_batch": "messageId",
+}
+"""The deduplication key each kind of body (or its batch's items) carries."""
+FLOOD_BYTES_PER_ITEM = 25
+"""A batch with more items than one per 25 bytes of its size limit is a flood of tiny items (``_prepare_batch``)."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +95,42 @@ def parse_body(raw: Any) -> dict[str, Any]:
     return raw
 
 
+LARGE_BYTES = 64 * KB
+LARGE_CONTAINERS = 200
+"""A body with more text or more objects and arrays than these costs about a millisecond or more to check."""
+
+
 def is_large(raw: Any) -> bool:
-    """Whether checking ``raw`` may take long enough to belong on a worker thread, not the event loop."""
+    """Whether checking ``raw`` may take long enough to belong on a worker thread, not the event loop.
+
+    A string by its length. An object by a walk that stops as soon as it has seen more than
+    ``LARGE_CONTAINERS`` objects and arrays (each costs Python work in the checks: a batch of a
+    couple of hundred operations is large) or more than ``LARGE_BYTES`` of encoded text, counted low
+    (each member or item 2 bytes, each string its length): one event whose data is 1 MiB of numbers
+    is then encoded on the worker, not on the loop. A small body costs the walk a few microseconds;
+    like ``json_hygiene.check_depth``, it types a container's children at C speed.
+    """
     if isinstance(raw, str):
-        return len(raw) > 64 * KB
-    batch = raw.get("batch") if isinstance(raw, dict) else None
-    return isinstance(batch, list) and len(batch) > 200
+        return len(raw) > LARGE_BYTES
+    if not isinstance(raw, dict):
+        return False
+    stack: list[Any] = [raw]
+    containers = size = 0
+    while stack:
+        value = stack.pop()
+        containers += 1
+        size += 2 * len(value)
+        if containers > LARGE_CONTAINERS or size > LARGE_BYTES:
+            return True
+        children = value.values() if type(value) is dict else value
+        kinds = set(map(type, children))
+        if str in kinds or dict in kinds or list in kinds:
+            for child in children:
+                if type(child) is str:
+                    size += len(child)
+                elif type(child) is dict or type(child) is list:
+                    stack.append(child)
+    return size > LARGE_BYTES
 
 
 def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
@@ -100,7 +140,9 @@ def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
     limits = LIMITS.get(tool.body or "")
     if limits is not None and limits.item is not None and isinstance(body.get("batch"), list):
         return _prepare_batch(tool, body, limits)
-    body = _add_dedupe_keys(tool, body, _key_targets(tool, body))
+    name = KEY_NAMES.get(tool.body or "")
+    if name is not None:
+        [body], _ = with_keys([body], name, _lacking_keys(tool, name, [body]))
     content = json_hygiene.check_and_encode(body)
     if limits is not None:
         _check_size(len(content), limits.whole, "request_body", limits.what)
@@ -114,45 +156,43 @@ def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
 def _prepare_batch(tool: ToolSpec, body: dict[str, Any], limits: Limits) -> PreparedBody:
     """A batch, cheapest checks first, so that no body up to the HTTP cap costs much to refuse.
 
-    One encode of the whole body by the C encoder measures it; then items are validated in Rust,
-    stopping at the first bad one. Only a body that passed both is encoded item by item (which measures
-    each item) and walked in Python: depth, only where an item is big enough to nest too deep; keys,
-    minted once the body is known to fit with them; per-item limits. Items that received a key are
-    encoded again, and the final bytes are spliced from the items.
+    One C encode of the whole body (``EncodedBatch``) measures it; then items are validated in Rust,
+    stopping at the first bad one. Only a body that passed both is cut into its items' texts, which
+    measures each, and walked in Python: depth, only where an item is big enough to nest too deep;
+    keys, spliced into the items' texts; per-operation limits, only where an operation is big enough.
+
+    A flood of tiny items (200,000 empty ones fit under the HTTP cap) is checked and measured by a
+    plain encode first, which costs it less (``EncodedBatch``'s ``plain_first``).
     """
     assert limits.item is not None
-    _check_size(len(json_hygiene.check_and_encode(body)), limits.whole, "request_body", limits.what)
+    batch = body["batch"]
+    encoded = json_hygiene.EncodedBatch(body, plain_first=len(batch) > limits.whole // FLOOD_BYTES_PER_ITEM)
+    _check_size(encoded.size(), limits.whole, "request_body", limits.what)
     _validate(tool, body)
-    encoded = json_hygiene.EncodedBatch.of(body)
-    _check_items(encoded.item_sizes(), limits)
-    _check_batch_depth(body, encoded)
-    targets = _key_targets(tool, body)
-    with_keys = encoded.size() + sum(_added_bytes(name, item) for item, name in targets)
-    _check_size(with_keys, limits.whole, "request_body", limits.what)  # before minting thousands of keys
-    keyed = _add_dedupe_keys(tool, body, targets)
-    lacking = {id(item): name for item, name in targets}
-    for index, item in enumerate(body["batch"]):
-        name = lacking.get(id(item))
-        if name is not None:
-            encoded.add_key(index, name, keyed["batch"][index][name])
-    content = encoded.content(keyed)
     sizes = encoded.item_sizes()
-    _check_size(len(content), limits.whole, "request_body", limits.what)
     _check_items(sizes, limits)
+    _check_batch_depth(body, sizes)
+    name = KEY_NAMES[tool.body or ""]
+    lacking = _lacking_keys(tool, name, batch)
+    items, keys = with_keys(batch, name, lacking)
+    encoded.add_keys(name, lacking, keys)
+    content = encoded.content()
+    _check_size(len(content), limits.whole, "request_body", limits.what)
+    _check_items(encoded.item_sizes(), limits)
     if tool.body == "v2_batch":
         # An operation of n bytes cannot break a limit of more than n bytes: small ones need no look.
-        for index, (operation, size) in enumerate(zip(keyed["batch"], sizes, strict=True)):
-            if size > EVENT_NAME_MAX:
-                _check_v2_operation(operation, f"request_body.batch[{index}]", size)
-    return PreparedBody(keyed, content)
+        # Each is looked at as given, with its size as given: the key just added concerns no limit.
+        for index in [index for index, size in enumerate(sizes) if size > EVENT_NAME_MAX]:
+            _check_v2_operation(batch[index], f"request_body.batch[{index}]", sizes[index])
+    return PreparedBody({**body, "batch": items} if lacking else body, content)
 
 
-def _check_batch_depth(body: dict[str, Any], encoded: json_hygiene.EncodedBatch) -> None:
+def _check_batch_depth(body: dict[str, Any], sizes: list[int]) -> None:
     """Depth of each item (3 levels below the body) that is big enough to nest too deep, and of the rest."""
     allowed = json_hygiene.MAX_DEPTH - 2
-    for index, (item, size) in enumerate(zip(body["batch"], encoded.item_sizes(), strict=True)):
-        if json_hygiene.can_nest(size, allowed):
-            json_hygiene.check_depth(item, f"request_body.batch[{index}]", allowed)
+    deep_enough = json_hygiene.MIN_BYTES_PER_LEVEL * allowed  # json_hygiene.can_nest, for every item at once
+    for index in [index for index, size in enumerate(sizes) if size >= deep_enough]:
+        json_hygiene.check_depth(body["batch"][index], f"request_body.batch[{index}]", allowed)
     json_hygiene.check_depth({**body, "batch": []}, "request_body")
 
 
@@ -179,47 +219,18 @@ def _with_call_type(call_type: str, body: dict[str, Any]) -> dict[str, Any]:
     return body if "type" in body else {**body, "type": call_type}
 
 
-KeyTarget = tuple[dict[str, Any], str]
-"""An item (the body itself, or a batch item) that lacks its deduplication key, and the key's name."""
-_KEY_BYTES = len('"":""') + 26
-
-
-def _key_targets(tool: ToolSpec, body: dict[str, Any]) -> list[KeyTarget]:
-    kind = tool.body
-    if kind == "v1_event":
-        candidates, name = [body], "id"
-    elif kind == "pipelines_call":
-        candidates, name = [body], "messageId"
-    elif kind == "v2_entity":
-        candidates, name = [body] if _is_v2_event(body) else [], "id"
-    elif kind == "v2_batch" and isinstance(body.get("batch"), list):
-        candidates, name = [item for item in body["batch"] if _is_v2_event(item)], "id"
-    elif kind == "pipelines_batch" and isinstance(body.get("batch"), list):
-        candidates, name = [item for item in body["batch"] if type(item) is dict], "messageId"
-    else:
-        return []
-    return [(item, name) for item in candidates if name not in item]
-
-
-def _added_bytes(name: str, item: dict[str, Any]) -> int:
-    return _KEY_BYTES + len(name) + (1 if item else 0)
-
-
-def _is_v2_event(operation: Any) -> bool:
-    return type(operation) is dict and operation.get("type") == "person" and operation.get("action") in V2_EVENT_ACTIONS
-
-
-def _add_dedupe_keys(tool: ToolSpec, body: dict[str, Any], targets: list[KeyTarget]) -> dict[str, Any]:
-    """``body`` with keys added to ``targets``, copying only what changes (the caller's object stays as is)."""
-    if not targets:
-        return body
-    keys = KeySource(len(targets))
-    if tool.body in ("v2_batch", "pipelines_batch"):
-        lacking = {id(item): name for item, name in targets}
-        batch = [with_key(item, lacking[id(item)], keys) if id(item) in lacking else item for item in body["batch"]]
-        return {**body, "batch": batch}
-    _, name = targets[0]
-    return with_key(body, name, keys)
+def _lacking_keys(tool: ToolSpec, name: str, items: list[Any]) -> list[int]:
+    """Which of ``items`` (a batch's, or ``[body]``) get a deduplication key: those that carry one and lack it."""
+    if tool.body in ("v2_entity", "v2_batch"):  # v2: person events only
+        return [
+            index
+            for index, item in enumerate(items)
+            if type(item) is dict
+            and item.get("type") == "person"
+            and item.get("action") in V2_EVENT_ACTIONS
+            and name not in item
+        ]
+    return [index for index, item in enumerate(items) if type(item) is dict and name not in item]
 
 
 def _too_big(field: str, size: int, limit: int, what: str, fix: str) -> InputError:
@@ -234,27 +245,27 @@ def _check_size(size: int, limit: int, field: str, what: str) -> None:
 
 def _check_items(item_sizes: list[int], limits: Limits) -> None:
     assert limits.item is not None
-    for index, size in enumerate(item_sizes):
-        if size > limits.item:
-            raise _too_big(
-                f"request_body.batch[{index}]",
-                size,
-                limits.item,
-                f"one {limits.item_what}",
-                f"split or shrink this {limits.item_what}",
-            )
+    if max(item_sizes, default=0) <= limits.item:
+        return
+    index = next(index for index, size in enumerate(item_sizes) if size > limits.item)
+    raise _too_big(
+        f"request_body.batch[{index}]",
+        item_sizes[index],
+        limits.item,
+        f"one {limits.item_what}",
+        f"split or shrink this {limits.item_what}",
+    )
 
 
 def _validate(tool: ToolSpec, body: dict[str, Any]) -> None:
     api, key = tool.api, tool.schema_key
     union = union_for(api, key)
     if union is not None and union.at == "batch" and isinstance(body.get("batch"), list) and body["batch"]:
-        item_validator = compiled(api, key, item=True)
-        for index, item in enumerate(body["batch"]):
-            if not item_validator.is_valid(item):
-                where = f"request_body.batch[{index}]"
-                json_hygiene.check_depth(item, where)  # explaining walks the item: bound it first
-                raise explain(explainer(api, key, item=True), item, where, union)
+        index = first_invalid_item(api, key, body["batch"])
+        if index is not None:
+            item, where = body["batch"][index], f"request_body.batch[{index}]"
+            json_hygiene.check_depth(item, where)  # explaining walks the item: bound it first
+            raise explain(explainer(api, key, item=True), item, where, union)
         # Every item is valid: the envelope is checked with one of them, not all of them once more.
         envelope = {**body, "batch": body["batch"][:1]}
         if compiled(api, key).is_valid(envelope):
@@ -270,13 +281,16 @@ def _check_limits(tool: ToolSpec, body: dict[str, Any], size: int) -> None:
         _check_event(body, "request_body", "data", size)
     elif kind == "v2_entity":
         _check_v2_operation(body, "request_body", size)
-    elif kind == "v2_batch":
-        for index, operation in enumerate(body["batch"]):
-            _check_v2_operation(operation, f"request_body.batch[{index}]", size)
+    # A v2 batch whose ``batch`` is a list is checked by _prepare_batch; any other the schema refuses.
 
 
 def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) -> None:
-    """Event name and data limits; ``size`` is the whole body's, so small bodies skip measuring data."""
+    """Event name and data limits; ``size`` is ``event``'s own encoded size, so small events skip measuring data.
+
+    The data's size is ``size`` less the event encoded with ``null`` in its place (plus the 4 bytes
+    of ``null``): the encoder writes every other member the same, so a megabyte of data is not
+    encoded a second time just to be measured.
+    """
     name = event.get("name")
     # A character is at most 4 bytes: names of up to 25 characters need no encoding to measure.
     if isinstance(name, str) and len(name) > EVENT_NAME_MAX // 4 and len(name.encode()) > EVENT_NAME_MAX:
@@ -287,7 +301,7 @@ def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) ->
         )
     data = event.get(data_key)
     if data is not None and size > EVENT_DATA_MAX:
-        size = len(json_hygiene.encode(data))
+        size -= len(json_hygiene.encode({**event, data_key: None})) - len(b"null")
         if size > EVENT_DATA_MAX:
             raise _too_big(f"{where}.{data_key}", size, EVENT_DATA_MAX, "event data", "send less event data")
 

@@ -9,25 +9,37 @@ Keys are ULIDs (48-bit millisecond time, 80 random bits, Crockford base32), made
 with ``python-ulid``, whose objects cost several microseconds each: a batch needs thousands at once,
 and a single call's budget is tens of microseconds. The keys of one body form a monotonic sequence
 (the ULID specification's own scheme for values made in the same millisecond): one random start,
-incremented, all encoded in one ``base64.b32encode`` call. Tests check every key parses as a ULID
+incremented. The random part is exactly 16 base32 characters, so from one key to the next only the
+last few change: each key's last 4 are two lookups in a table of character pairs, and the 22 before
+them are written once for every run of keys that shares them (``base64.b32encode`` of every key,
+pure Python in 3.11, cost 15 times as much for a batch). Tests check every key parses as a ULID
 with ``python-ulid`` and carries the current time.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import time
-from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 _RANDOM_BITS = 80
-_RFC4648 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TO_CROCKFORD = bytes.maketrans(_RFC4648, _CROCKFORD)
-_PADDING = 6
-"""A ULID is 128 bits written as 26 base32 characters (130 bits); left-padded to 160 bits (20 bytes),
-it encodes as 32 characters whose first 6 are zeros."""
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_TAIL_BITS = 20
+"""The random part's last 4 characters, written from two 10-bit pairs; the 12 before them change every 2**20 keys."""
+_TAIL = (1 << _TAIL_BITS) - 1
+
+
+@cache
+def _pairs() -> tuple[str, ...]:
+    """Every 10-bit value as two base32 characters (1,024 strings, made on first use)."""
+    return tuple(first + second for first in _CROCKFORD for second in _CROCKFORD)
+
+
+def _base32(value: int, pairs: int) -> str:
+    """The last ``10 * pairs`` bits of ``value`` as ``2 * pairs`` base32 characters."""
+    table = _pairs()
+    return "".join([table[(value >> shift) & 1023] for shift in range(10 * (pairs - 1), -1, -10)])
 
 
 def new_ids(count: int) -> list[str]:
@@ -36,32 +48,31 @@ def new_ids(count: int) -> list[str]:
         return []
     start = int.from_bytes(os.urandom(10), "big")
     start = min(start, (1 << _RANDOM_BITS) - count)  # never overflow the random part
-    stamp = (time.time_ns() // 1_000_000) << _RANDOM_BITS
-    raw = b"".join((stamp | (start + offset)).to_bytes(20, "big") for offset in range(count))
-    text = base64.b32encode(raw).translate(_TO_CROCKFORD).decode("ascii")
-    return [text[32 * i + _PADDING : 32 * i + 32] for i in range(count)]
+    stamp = time.time_ns() // 1_000_000
+    pairs = _pairs()
+    ids: list[str] = []
+    first, end = start, start + count
+    while first < end:  # once, unless the sequence crosses a multiple of 2**20
+        last = min(end, ((first >> _TAIL_BITS) + 1) << _TAIL_BITS)
+        head = _base32((stamp << (_RANDOM_BITS - _TAIL_BITS)) | (first >> _TAIL_BITS), 11)  # 22 characters
+        ids += [head + pairs[low >> 10] + pairs[low & 1023] for low in range(first & _TAIL, ((last - 1) & _TAIL) + 1)]
+        first = last
+    return ids
 
 
-class KeySource:
-    """Hands out the keys of one body, made in one batch when first needed."""
+def with_keys(items: list[Any], name: str, indexes: list[int]) -> tuple[list[Any], list[str]]:
+    """``items`` with a new key under ``name`` in each item at ``indexes``, and those keys, in order.
 
-    def __init__(self, expected: int) -> None:
-        self._expected = max(1, expected)
-        self._keys: Iterator[str] = iter(())
-
-    def __call__(self) -> str:
-        key = next(self._keys, None)
-        if key is None:
-            self._keys = iter(new_ids(self._expected))
-            key = next(self._keys)
-        return key
-
-
-def with_key(item: dict[str, Any], name: str, keys: KeySource) -> dict[str, Any]:
-    """``item`` itself if it has ``name``, else a shallow copy with a new key under ``name``."""
-    if name in item:
-        return item
-    return {**item, name: keys()}
+    The keyed items are copies, in a new list, so the caller's objects stay as they were; with nothing
+    to key, ``items`` itself comes back.
+    """
+    if not indexes:
+        return items, []
+    keys = new_ids(len(indexes))
+    keyed = list(items)
+    for index, key in zip(indexes, keys, strict=True):
+        keyed[index] = {**items[index], name: key}
+    return keyed, keys
 
 
 def sent_ids(body: Any) -> dict[str, Any]:

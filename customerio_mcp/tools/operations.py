@@ -90,7 +90,8 @@ def replay_safe(tool: ToolSpec, body: Any) -> bool:
     if tool.body == "v2_entity":
         return _replayable_v2(body)
     if tool.body == "v2_batch":
-        return isinstance(body, dict) and all(_replayable_v2(item) for _, item in _items(body))
+        batch = body.get("batch") if isinstance(body, dict) else None
+        return isinstance(body, dict) and all(map(_replayable_v2, batch if isinstance(batch, list) else ()))
     return tool.replay_safe
 
 

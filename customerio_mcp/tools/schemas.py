@@ -7,13 +7,15 @@ body holds a union told apart by ``type`` (and ``action``) and which values are 
 The file is read on first use, not at import, and each validator is compiled by ``jsonschema-rs``
 (Rust) the first time its endpoint is called, so start-up stays as fast as a bare MCP server's
 and a call costs microseconds. Batch endpoints also get a validator for one item, so a batch is
-checked operation by operation. The pure-Python ``jsonschema`` is loaded only to explain a
+checked operation by operation, each against the branch its ``type``/``action`` select
+(``first_invalid_item``). The pure-Python ``jsonschema`` is loaded only to explain a
 failure (its error tree is richer), and only ever for one item, never a whole batch.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -89,6 +91,75 @@ def compiled(api: str, schema_key: str, item: bool = False) -> jsonschema_rs.Val
 
     schema = _item_schema(api, schema_key) if item else schema_for(api, schema_key)
     return jsonschema_rs.validator_for(schema)
+
+
+class _Branches(dict[tuple[Any, ...], "jsonschema_rs.Validator"]):
+    """A batch item's validator by what its type/action keys hold: its branch's, or the whole union's.
+
+    The item's union (written by ``scripts/derive_schemas.py``) is an object whose keys hold strings,
+    with an ``allOf`` of rules: ``if`` the keys hold one valid pair, ``then`` that pair's branch
+    (and, for two keys, ``if`` the first holds a value, ``then`` the second holds one that goes with
+    it). An item whose keys hold a valid pair meets all of that except its own pair's ``then``, so it
+    is valid exactly when that ``then`` accepts it. The whole union makes jsonschema-rs try all ~20
+    ``if``s of every item: 5,000 operations took 15 ms instead of 3. Each branch is compiled the
+    first time an item selects it (all 18 at once cost a first batch about 10 ms more).
+    """
+
+    def __init__(self, api: str, schema_key: str) -> None:
+        super().__init__()
+        union = union_for(api, schema_key)
+        assert union is not None
+        self._item = _item_schema(api, schema_key)
+        self._whole = compiled(api, schema_key, item=True)
+        self._rules: dict[tuple[str, ...], str] = {}
+        for index, rule in enumerate(self._item["$defs"][union.definition]["allOf"]):
+            selects = rule["if"]["properties"]
+            if "$ref" in rule["then"] and set(selects) == set(union.keys):
+                values = tuple(selects[key]["const"] for key in union.keys)
+                self._rules[values] = f"#/$defs/{union.definition}/allOf/{index}/then"
+        assert set(self._rules) == set(union.valid), f"{api} {schema_key}: the union's rules changed shape"
+
+    def __missing__(self, values: tuple[Any, ...]) -> jsonschema_rs.Validator:
+        then = self._rules.get(values)
+        if then is None:  # not a valid pair: the union refuses the item, and says why
+            return self._whole
+        import jsonschema_rs
+
+        validator = self[values] = jsonschema_rs.validator_for({**self._item, "$ref": then})
+        return validator
+
+
+@cache
+def _branches(api: str, schema_key: str) -> _Branches:
+    return _Branches(api, schema_key)
+
+
+def _selector(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """What an item holds under ``keys`` (one or two); a lambda per arity is 3× faster than a generic tuple."""
+    if len(keys) == 1:
+        (only,) = keys
+        return lambda item: (item.get(only),)
+    first, second = keys
+    return lambda item: (item.get(first), item.get(second))
+
+
+def first_invalid_item(api: str, schema_key: str, items: list[Any]) -> int | None:
+    """The index of the first item of a batch that its schema refuses; None when every item passes.
+
+    An item whose keys hold a valid pair is checked against that pair's branch alone (``_branches``);
+    any other item, which the union refuses, against the whole union.
+    """
+    union = union_for(api, schema_key)
+    assert union is not None
+    select, branches = _selector(union.keys), _branches(api, schema_key)
+    for index, item in enumerate(items):
+        try:
+            validator = branches[select(item)]
+        except (AttributeError, TypeError):  # not an object, or a key holding an object or an array
+            validator = compiled(api, schema_key, item=True)
+        if not validator.is_valid(item):
+            return index
+    return None
 
 
 @cache
