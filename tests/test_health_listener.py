@@ -27,7 +27,7 @@ from tests.processes import command, free_port, http_server, server_env
 
 @pytest.fixture
 def listener() -> Iterator[HealthListener]:
-    running = HealthListener("127.0.0.1", 0, LoopHeartbeat()).start()
+    running = HealthListener("127.0.0.1", 0).start()
     try:
         yield running
     finally:
@@ -77,9 +77,9 @@ def test_more_silent_clients_than_allowed_evict_the_oldest(listener: HealthListe
 
 EXHAUSTED = """
 import json, os, resource, socket, time
-from customerio_mcp.serving.health_listener import HealthListener, LoopHeartbeat
+from customerio_mcp.serving.health_listener import HealthListener
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-listener = HealthListener("127.0.0.1", 0, LoopHeartbeat()).start()
+listener = HealthListener("127.0.0.1", 0).start()
 hog = []
 try:
     while True:
@@ -109,8 +109,8 @@ def test_out_of_descriptors_at_accept_pauses_accepting_instead_of_spinning() -> 
 
 def test_a_stuck_event_loop_answers_503_with_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_listener, "STALL_SECONDS", 0.5)
-    heartbeat = LoopHeartbeat()
-    listener = HealthListener("127.0.0.1", 0, heartbeat).start()
+    listener = HealthListener("127.0.0.1", 0).start()
+    heartbeat = listener.heartbeat
     answers: dict[str, httpx2.Response] = {}
 
     def ask(when: str, after: float) -> None:

@@ -195,7 +195,7 @@ def serve_http(settings: Settings) -> None:
         quiet_accept_errors,
     )
     from customerio_mcp.serving.drain import FLUSH_SECONDS
-    from customerio_mcp.serving.health_listener import HealthListener, LoopHeartbeat
+    from customerio_mcp.serving.health_listener import HealthListener
     from customerio_mcp.serving.http_app import build_http_app
 
     class DrainingServer(uvicorn.Server):
@@ -240,11 +240,10 @@ def serve_http(settings: Settings) -> None:
                 guard.max_connections,
                 settings.mcp_max_connections,
             )
-        heartbeat = LoopHeartbeat()
         health = None
         if settings.mcp_health_port is not None:
             try:
-                health = HealthListener(settings.mcp_host, settings.mcp_health_port, heartbeat).start()
+                health = HealthListener(settings.mcp_host, settings.mcp_health_port).start()
             except OSError as exc:
                 logging.getLogger("customerio_mcp").error(
                     "cannot answer health checks on %s:%d (CUSTOMERIO_MCP_HEALTH_PORT): %s",
@@ -257,7 +256,7 @@ def serve_http(settings: Settings) -> None:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(guard.sweep_forever)
                 if health is not None:
-                    tasks.start_soon(heartbeat.beat_forever)
+                    tasks.start_soon(health.heartbeat.beat_forever)
                 await DrainingServer(config, shutdown).serve()
                 tasks.cancel_scope.cancel()
         finally:

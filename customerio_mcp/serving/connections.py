@@ -46,14 +46,22 @@ ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOM
 _HEAD, _BODY, _BUSY = "head", "body", "busy"
 
 
-def _raw_response(status: str, text: str, *extra: str) -> bytes:
-    body = text.encode()
-    lines = [f"HTTP/1.1 {status}", "content-type: text/plain; charset=utf-8", "connection: close", *extra]
-    return ("\r\n".join([*lines, f"content-length: {len(body)}", "", ""])).encode() + body
+def raw_response(
+    status: str,
+    body: bytes,
+    *extra: str,
+    content_type: str = "text/plain; charset=utf-8",
+    head_only: bool = False,
+) -> bytes:
+    """A whole HTTP/1.1 response after which the connection closes, for answers written to a socket
+    without an HTTP stack (here, and on the health port). ``head_only``: a HEAD answer, without the body."""
+    lines = [f"HTTP/1.1 {status}", f"content-type: {content_type}", "connection: close", *extra]
+    head = "\r\n".join([*lines, f"content-length: {len(body)}", "", ""]).encode()
+    return head if head_only else head + body
 
 
-TOO_SLOW = _raw_response("408 Request Timeout", "request headers not received in time\n")
-FULL = _raw_response("503 Service Unavailable", "too many open connections\n", "retry-after: 1")
+TOO_SLOW = raw_response("408 Request Timeout", b"request headers not received in time\n")
+FULL = raw_response("503 Service Unavailable", b"too many open connections\n", "retry-after: 1")
 
 
 def connection_cap(wanted: int) -> int:
@@ -86,10 +94,6 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.client_timeout = client_timeout
         self._open: dict[GuardedH11Protocol, None] = {}  # oldest first
-
-    @property
-    def open_connections(self) -> int:
-        return len(self._open)
 
     def admit(self, connection: GuardedH11Protocol) -> bool:
         if len(self._open) >= self.max_connections:

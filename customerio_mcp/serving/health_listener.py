@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import selectors
 import socket
 import threading
@@ -34,9 +33,8 @@ import time
 
 import anyio
 
-from customerio_mcp.serving.connections import ACCEPT_ERRNOS
+from customerio_mcp.serving.connections import ACCEPT_ERRNOS, raw_response
 
-LOG = logging.getLogger("customerio_mcp.health")
 BEAT_SECONDS = 0.25
 STALL_SECONDS = 10.0
 """The event loop silent this long is stuck, not busy: the health answer becomes ``503``."""
@@ -64,31 +62,22 @@ class LoopHeartbeat:
             await anyio.sleep(BEAT_SECONDS)
 
 
-def _response(status: str, payload: dict[str, object] | None, head_only: bool = False) -> bytes:
-    body = b"" if payload is None else json.dumps(payload).encode()
-    lines = [
-        f"HTTP/1.1 {status}",
-        "content-type: application/json" if payload is not None else "content-type: text/plain",
-        f"content-length: {len(body)}",
-        "cache-control: no-store",
-        "connection: close",
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode() + (b"" if head_only else body)
-
-
 def health_answer(request_head: bytes, heartbeat: LoopHeartbeat) -> bytes:
     """The whole response to one request head: the loop's health on ``/healthz``, ``404`` elsewhere."""
     method, _, rest = request_head.partition(b" ")
     path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
     if method not in (b"GET", b"HEAD") or path != b"/healthz":
-        return _response("404 Not Found", None)
+        return raw_response("404 Not Found", b"", "cache-control: no-store")
     silent = heartbeat.silent_seconds()
+    status = "200 OK"
+    payload: dict[str, object] = {"status": "ok"}
     if silent > STALL_SECONDS:
+        status = "503 Service Unavailable"
         payload = {"status": "stalled", "event_loop_silent_seconds": round(silent, 1)}
-        return _response("503 Service Unavailable", payload, head_only=method == b"HEAD")
-    return _response("200 OK", {"status": "ok"}, head_only=method == b"HEAD")
+    body = json.dumps(payload).encode()
+    return raw_response(
+        status, body, "cache-control: no-store", content_type="application/json", head_only=method == b"HEAD"
+    )
 
 
 class _Client:
@@ -101,10 +90,13 @@ class _Client:
 
 
 class HealthListener:
-    """A daemon thread answering health checks on ``(host, port)`` until ``close()``."""
+    """A daemon thread answering health checks on ``(host, port)`` until ``close()``.
 
-    def __init__(self, host: str, port: int, heartbeat: LoopHeartbeat) -> None:
-        self._heartbeat = heartbeat
+    The event loop being watched runs ``heartbeat.beat_forever()``.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.heartbeat = LoopHeartbeat()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         dualstack = host == "::" and socket.has_dualstack_ipv6()  # as uvicorn's "::" also takes IPv4
         self._listener = socket.create_server((host, port), family=family, backlog=128, dualstack_ipv6=dualstack)
@@ -171,7 +163,7 @@ class HealthListener:
             self._drop(client)
         elif _HEAD_END in client.head:
             with contextlib.suppress(OSError):  # a few hundred bytes: they fit in any socket buffer at once
-                client.sock.send(health_answer(client.head, self._heartbeat))
+                client.sock.send(health_answer(client.head, self.heartbeat))
             self._drop(client)
 
     def _cut_slow(self, now: float) -> None:

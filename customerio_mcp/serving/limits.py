@@ -69,10 +69,6 @@ class CallLimiter:
         self._waiting = 0
         self._typical_seconds = _TYPICAL_START
 
-    @property
-    def in_use(self) -> int:
-        return self.max_calls - self._slots.value
-
     def retry_after(self) -> int:
         """Whole seconds to suggest before retrying: how long a call has lately taken."""
         return max(1, min(_RETRY_AFTER_MAX, math.ceil(self._typical_seconds)))
