@@ -90,14 +90,18 @@ def replay_safe(tool: ToolSpec, body: Any) -> bool:
     if tool.body == "v2_entity":
         return _replayable_v2(body)
     if tool.body == "v2_batch":
-        batch = body.get("batch") if isinstance(body, dict) else None
-        return isinstance(body, dict) and all(map(_replayable_v2, batch if isinstance(batch, list) else ()))
+        return isinstance(body, dict) and all(map(_replayable_v2, _batch(body)))
     return tool.replay_safe
 
 
-def _items(body: dict[str, Any]) -> list[tuple[int, Any]]:
+def _batch(body: dict[str, Any]) -> list[Any]:
+    """The body's batch items; none when ``batch`` is not a list (the schema refuses that body)."""
     batch = body.get("batch")
-    return list(enumerate(batch)) if isinstance(batch, list) else []
+    return batch if isinstance(batch, list) else []
+
+
+def _items(body: dict[str, Any]) -> list[tuple[int, Any]]:
+    return list(enumerate(_batch(body)))
 
 
 def _replayable_v2(operation: Any) -> bool:
