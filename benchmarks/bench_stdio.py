@@ -12,7 +12,6 @@ the core issue and are checked at the end; the exit code is 1 when one is missed
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -20,55 +19,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_customerio import FakeCustomerIO  # noqa: E402
-from tests.processes import INITIALIZE, INITIALIZED  # noqa: E402
-
-
-class StdioPeer:
-    """A server subprocess and a reader thread that hands back each JSON-RPC answer by id."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, bufsize=0
-        )
-        self.answers: Queue[tuple[float, dict[str, Any]]] = Queue()
-        self.sizes: dict[int, int] = {}
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        """Read answers through a buffer: the pipe itself is unbuffered (so that requests leave at once),
-        and iterating lines on an unbuffered pipe reads one byte per system call, which made the
-        measured latency grow with the size of each answer (the client's cost, not the server's)."""
-        assert self.proc.stdout is not None
-        for line in io.BufferedReader(self.proc.stdout):  # type: ignore[arg-type]
-            message = json.loads(line)
-            if "id" in message:
-                self.sizes[message["id"]] = len(line.strip())
-                self.answers.put((time.perf_counter(), message))
-
-    def send(self, *messages: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
-
-    def wait(self, count: int = 1, timeout: float = 60) -> list[tuple[float, dict[str, Any]]]:
-        return [self.answers.get(timeout=timeout) for _ in range(count)]
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from tests.processes import INITIALIZE, INITIALIZED, StdioPeer  # noqa: E402
 
 
 def cold_start(argv: list[str], env: dict[str, str], starts: int) -> float:

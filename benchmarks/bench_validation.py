@@ -37,6 +37,7 @@ import httpx2  # noqa: E402
 from soak_common import API_KEY, SITE_ID, SlowFake  # noqa: E402
 
 from customerio_mcp.customerio.client import CustomerIOClient  # noqa: E402
+from customerio_mcp.customerio.http_client import SharedHttpClient  # noqa: E402
 from customerio_mcp.errors import InputError  # noqa: E402
 from customerio_mcp.settings import Settings  # noqa: E402
 from customerio_mcp.tools.runner import ToolRunner  # noqa: E402
@@ -91,7 +92,7 @@ def timed(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
 
 def in_process(rounds: int) -> list[tuple[str, float, float, bool]]:
     settings = Settings(site_id="s", api_key="k", track_url="http://127.0.0.1:9", rate_limit=0)
-    runner = ToolRunner(CustomerIOClient(settings, httpx2.AsyncClient()), settings)
+    runner = ToolRunner(CustomerIOClient(settings, SharedHttpClient.of(httpx2.AsyncClient())), settings)
     rows = []
     batch = valid_batch()
     size = len(json.dumps(batch, separators=(",", ":")))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import shutil
 import socket
@@ -13,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Queue
+from typing import Any
 
 import httpx2
 
@@ -143,3 +147,41 @@ def http_server(
         yield running
     finally:
         running.stop()
+
+
+class StdioPeer:
+    """A server subprocess and a reader thread that hands back each JSON-RPC answer by id."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], stderr: Any = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env, bufsize=0
+        )
+        self.answers: Queue[tuple[float, dict[str, Any]]] = Queue()
+        self.sizes: dict[int, int] = {}
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        """Read answers through a buffer: the pipe itself is unbuffered (so that requests leave at once),
+        and iterating lines on an unbuffered pipe reads one byte per system call, which made the
+        measured latency grow with the size of each answer (the client's cost, not the server's)."""
+        assert self.proc.stdout is not None
+        for line in io.BufferedReader(self.proc.stdout):  # type: ignore[arg-type]
+            message = json.loads(line)
+            if "id" in message:
+                self.sizes[message["id"]] = len(line.strip())
+                self.answers.put((time.perf_counter(), message))
+
+    def send(self, *messages: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
+
+    def wait(self, count: int = 1, timeout: float = 60) -> list[tuple[float, dict[str, Any]]]:
+        return [self.answers.get(timeout=timeout) for _ in range(count)]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

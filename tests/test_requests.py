@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from customerio_mcp.customerio.client import USER_AGENT
+from customerio_mcp.customerio.http_client import USER_AGENT
 from tests.conftest import call
 from tests.fake_customerio import FakeCustomerIO
 

@@ -24,6 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr, ValidationError
 
+from customerio_mcp.customerio.http_client import open_http_client
 from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace import HEADER_NAMES, Workspace
 from customerio_mcp.customerio.workspace_clients import WorkspaceClients
@@ -299,7 +300,7 @@ def test_workspace_names_hash_its_keys_and_never_shows_them() -> None:
 async def test_workspace_clients_are_bounded_and_expire() -> None:
     settings = Settings(credentials_from="request", mcp_transport="streamable-http")
     workspaces = [Workspace(f"site-{n}", SecretStr(f"key-{n}"), names=HEADER_NAMES) for n in range(3)]
-    async with httpx2.AsyncClient() as http:
+    async with open_http_client(settings) as http:
         clients = WorkspaceClients(settings, http, Pacing(100), size=2, ttl=0.2)
         first = clients.client_for(workspaces[0])
         assert clients.client_for(workspaces[0]) is first  # one client, one region answer, per workspace
@@ -328,7 +329,7 @@ async def test_the_tool_lists_kept_per_narrowing_are_bounded() -> None:
     from customerio_mcp.tools.table import TOOLS
 
     settings = Settings()
-    async with httpx2.AsyncClient() as http:
+    async with open_http_client(settings) as http:
         runner = ToolRunner(CustomerIOClient(settings, http), settings)
         names = [tool.name for tool in TOOLS]
         subsets = [frozenset(pair) for pair in combinations(names, 2)][:400]

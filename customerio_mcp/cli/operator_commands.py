@@ -63,7 +63,7 @@ def _client_logs_quiet() -> Iterator[None]:
 
 async def _check_track(settings: Settings, out: TextIO, problems: list[str]) -> None:
     from customerio_mcp.customerio.client import CustomerIOClient, RetryPolicy
-    from customerio_mcp.serving.mcp_server import open_http_client
+    from customerio_mcp.customerio.http_client import open_http_client
 
     async with open_http_client(settings) as http:
         client = CustomerIOClient(settings, http, RetryPolicy(max_retries=0))

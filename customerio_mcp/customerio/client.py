@@ -18,7 +18,6 @@ from typing import Any
 import anyio
 import httpx2
 
-from customerio_mcp import __version__
 from customerio_mcp.customerio.api import (
     REGION_LOOKUP_PATH,
     REGION_URLS,
@@ -35,6 +34,7 @@ from customerio_mcp.customerio.error_mapping import (
     status_error,
     undelivered_error,
 )
+from customerio_mcp.customerio.http_client import DEFAULT_HEADERS, SharedHttpClient
 from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace import Workspace
 from customerio_mcp.errors import ConfigurationError, DeliveryError
@@ -42,10 +42,6 @@ from customerio_mcp.settings import Settings
 from customerio_mcp.text_safety import redact
 
 logger = logging.getLogger(__name__)
-
-USER_AGENT = f"customerio-mcp/{__version__} httpx2/{httpx2.__version__}"
-DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-"""Sent on every request by the process's HTTP client (see ``serving.mcp_server.open_http_client``)."""
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -86,7 +82,7 @@ class CustomerIOClient:
     def __init__(
         self,
         settings: Settings,
-        http: httpx2.AsyncClient,
+        http: SharedHttpClient,
         retry: RetryPolicy | None = None,
         region_urls: Mapping[Region, Endpoints] = REGION_URLS,
         *,
@@ -234,7 +230,8 @@ class CustomerIOClient:
         content = request.content
         if content is None and request.body is not None:
             content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
-        prepared = self._http.build_request(
+        http = await self._http.get()
+        prepared = http.build_request(
             request.method,
             base + request.path,
             params=dict(request.query) if request.query else None,
@@ -243,7 +240,7 @@ class CustomerIOClient:
         )
         try:
             response, attempts, maybe_applied = await deliver(
-                self._http,
+                http,
                 prepared,
                 policy=self._retry,
                 pacer=self._pacers[request.api],

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-import httpx2
 from cachetools import TTLCache
 
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
 from customerio_mcp.customerio.client import CustomerIOClient, RetryPolicy
+from customerio_mcp.customerio.http_client import SharedHttpClient
 from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace import HEADER_NAMES, RegionChoice, Workspace
 from customerio_mcp.settings import Settings
@@ -55,7 +55,7 @@ class WorkspaceClients:
     def __init__(
         self,
         settings: Settings,
-        http: httpx2.AsyncClient,
+        http: SharedHttpClient,
         pacing: Pacing,
         retry: RetryPolicy | None = None,
         region_urls: Mapping[Region, Endpoints] = REGION_URLS,

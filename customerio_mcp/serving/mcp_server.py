@@ -12,17 +12,16 @@ import gc
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
-import httpx2
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 
 from customerio_mcp import __version__
 from customerio_mcp.customerio.api import REGION_URLS, Endpoints, Region
-from customerio_mcp.customerio.client import DEFAULT_HEADERS, CustomerIOClient
+from customerio_mcp.customerio.client import CustomerIOClient
 from customerio_mcp.customerio.delivery import RetryPolicy
+from customerio_mcp.customerio.http_client import open_http_client
 from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace_clients import WorkspaceClients, keyless_workspace
 from customerio_mcp.serving.confirmation import asker_for, state_boundary
@@ -44,9 +43,6 @@ INSTRUCTIONS = (
 )
 
 
-POOL_WAIT_SECONDS = 2.0
-
-
 @dataclass
 class AppState:
     runner: ToolRunner
@@ -55,25 +51,6 @@ class AppState:
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
     workspaces: WorkspaceClients | None = None
     """One client per workspace when requests carry their own keys (CUSTOMERIO_CREDENTIALS_FROM=request)."""
-
-
-def open_http_client(settings: Settings) -> httpx2.AsyncClient:
-    """The process's one HTTP client: pooled connections, explicit timeouts, a versioned User-Agent."""
-    return httpx2.AsyncClient(
-        # A call waits at most POOL_WAIT_SECONDS for a free connection, then is refused as "overloaded locally"
-        # (nothing sent), rather than standing in a queue for its whole timeout.
-        timeout=httpx2.Timeout(
-            settings.timeout, connect=min(settings.timeout, 5.0), pool=min(settings.timeout, POOL_WAIT_SECONDS)
-        ),
-        # Every request goes to one or two hosts: keep the connections a burst opened, not just 20.
-        limits=httpx2.Limits(
-            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
-        ),
-        headers=DEFAULT_HEADERS,
-        follow_redirects=False,
-        # No cookie jar: a cookie one workspace's answer set must never ride on another's request.
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-    )
 
 
 @asynccontextmanager
