@@ -21,6 +21,7 @@ from mcp.shared.message import SessionMessage
 
 from customerio_mcp.serving.drain import FLUSH_SECONDS
 from customerio_mcp.serving.mcp_server import AppState, create_server, freeze_startup_heap, open_app_state
+from customerio_mcp.serving.stdio_pipes import stdio_streams
 from customerio_mcp.serving.stream_wrappers import WrappedReadStream, WrappedStream
 from customerio_mcp.settings import Settings
 
@@ -50,11 +51,9 @@ class _Unanswered:
 
 
 async def run_stdio(settings: Settings) -> None:
-    from mcp.server.stdio import stdio_server
-
     async with open_app_state(settings) as state:
         server = create_server(settings, shared_state=lambda: state)
-        async with stdio_server() as (stdin, stdout):
+        async with stdio_streams() as (stdin, stdout):
             freeze_startup_heap()
             unanswered = _Unanswered()
             incoming = _Incoming(stdin, unanswered, state, settings.mcp_drain_seconds)
