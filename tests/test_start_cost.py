@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, INITIALIZED, StdioPeer, command, server_env
 
@@ -38,8 +40,17 @@ def test_start_imports_no_http_client_or_http_transport(tmp_path: Path) -> None:
     assert not http_only | (imported & {"customerio_mcp.serving.oauth", "jwt", "redis", "uvicorn.protocols"})
 
 
-def test_ca_certificates_that_cannot_be_loaded_fail_the_call_not_the_start(fake: FakeCustomerIO) -> None:
-    env = server_env(fake, CUSTOMERIO_LOG_LEVEL="WARNING", SSL_CERT_FILE="/nonexistent/ca-bundle.pem")
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("SSL_CERT_FILE", "/nonexistent/ca-bundle.pem", "SSL_CERT_FILE"),
+        ("HTTPS_PROXY", "http://[::1", "HTTPS_PROXY"),  # httpx2.InvalidURL, no OSError
+    ],
+)
+def test_an_http_client_that_cannot_be_made_fails_the_call_not_the_start(
+    fake: FakeCustomerIO, variable: str, value: str, named: str
+) -> None:
+    env = server_env(fake, CUSTOMERIO_LOG_LEVEL="WARNING", **{variable: value})
     peer = StdioPeer([command()], env)
     try:
         peer.send(INITIALIZE, INITIALIZED)
@@ -49,7 +60,8 @@ def test_ca_certificates_that_cannot_be_loaded_fail_the_call_not_the_start(fake:
         result = peer.wait()[0][1]["result"]
         assert result["isError"] is True
         text = result["content"][0]["text"]
-        assert "SSL_CERT_FILE" in text, text
+        assert named in text, text
+        assert "internal error" not in text
         assert "Nothing was sent" in text
         peer.send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
         assert len(peer.wait()[0][1]["result"]["tools"]) == 24  # still serving

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -131,7 +132,7 @@ claim = _claim_pipes()
 assert claim is not None
 assert os.path.samefile(f"/proc/self/fd/0", os.devnull)
 assert os.fstat(1).st_ino == os.fstat(2).st_ino
-assert not os.get_blocking(claim.stdin) and not os.get_blocking(claim.stdout)
+assert os.get_blocking(claim.stdin) and os.get_blocking(claim.stdout)  # nothing non-blocking between writes
 assert os.fstat(claim.stdin).st_ino == stdin_inode
 claim.release()
 assert (os.fstat(0).st_ino, os.fstat(1).st_ino) == (stdin_inode, stdout_inode)
@@ -172,3 +173,43 @@ def test_a_stdout_that_shares_the_pipe_of_stderr_is_left_blocking() -> None:
     assert not flags & os.O_NONBLOCK
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0
+
+
+def _pipe_inode(stream: Any) -> int:
+    return os.fstat(stream.fileno()).st_ino
+
+
+def test_the_pipes_are_not_left_non_blocking_between_writes(fake: FakeCustomerIO) -> None:
+    """Another process holding the same pipe must never meet a non-blocking descriptor it did not ask for."""
+    peer = _started(fake)
+    try:
+        peer.send(_request(2, "tools/list"))
+        peer.wait()
+        assert peer.proc.stdin is not None
+        assert peer.proc.stdout is not None
+        wire = {_pipe_inode(peer.proc.stdin), _pipe_inode(peer.proc.stdout)}
+        held = [
+            fd.name
+            for fd in Path(f"/proc/{peer.proc.pid}/fd").iterdir()
+            if os.readlink(fd).startswith("pipe:") and int(os.readlink(fd)[6:-1]) in wire
+        ]
+        assert len(held) == 2  # the private duplicates of the wire
+        for fd in held:
+            info = Path(f"/proc/{peer.proc.pid}/fdinfo/{fd}").read_text()
+            flags = int(next(line for line in info.splitlines() if line.startswith("flags:")).split()[1], 8)
+            assert not flags & os.O_NONBLOCK
+    finally:
+        peer.close()
+
+
+def test_a_signal_stops_the_server_while_stdin_stays_open(fake: FakeCustomerIO) -> None:
+    """The client may keep stdin open: SIGTERM alone must end the process (the SDK's reader thread kept it alive)."""
+    peer = _started(fake)
+    try:
+        peer.send(_request(2, "tools/list"))
+        peer.wait()
+        peer.proc.send_signal(signal.SIGTERM)
+        assert peer.proc.wait(timeout=15) == 0
+    finally:
+        peer.proc.kill()
+        peer.proc.wait()

@@ -6,13 +6,13 @@ time from start to the ``initialize`` answer, and nothing before the first call 
 needs it. So the client is made on first use, on a worker thread (the event loop keeps answering),
 once: concurrent first calls wait for the same one. A dry-run server never makes it.
 
-A client that cannot be made (``SSL_CERT_FILE`` naming no file, a malformed proxy variable) fails
-the call that needed it with what to fix, nothing sent; the next call tries again.
+A client that cannot be made (``SSL_CERT_FILE`` naming no file, a malformed proxy variable, a SOCKS
+proxy without its extra) fails the call that needed it with what to fix, nothing sent; the next call
+tries again. Before, such a setting stopped the start.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -74,7 +74,7 @@ class SharedHttpClient:
             if self._client is None:
                 try:
                     self._client = await anyio.to_thread.run_sync(self._build)
-                except (OSError, ssl.SSLError, ValueError) as error:
+                except Exception as error:  # whatever it is, nothing was sent: say so, and what to look at
                     raise ConfigurationError(
                         f"The HTTP client to Customer.io could not be set up ({type(error).__name__}: {error}). "
                         "Check SSL_CERT_FILE and SSL_CERT_DIR (they must name existing CA certificates) and the "
@@ -83,8 +83,9 @@ class SharedHttpClient:
         return self._client
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        async with self._making:  # a client being made now is closed too, once made
+            if self._client is not None:
+                await self._client.aclose()
 
 
 @asynccontextmanager

@@ -5,15 +5,27 @@ The SDK's ``stdio_server`` reads each line and writes each answer through a work
 flush). On the reference 2-core VM that was about 0.3 ms of a 3 ms call, and with hundreds of calls
 in flight the largest cost of the whole server. Every MCP client starts a server with pipes (or a
 socket pair) on stdin and stdout, and a pipe can be waited on by the event loop like a socket: this
-module hands ``stdio_server`` a line reader and a writer that do just that, non-blocking, with no
-thread. The SDK still parses, frames and serializes every message; only the two file objects differ
-(it takes any object that iterates text lines and has async ``write`` and ``flush``).
+module hands ``stdio_server`` a line reader and a writer that do just that, with no thread. The SDK
+still parses, frames and serializes every message; only the two file objects differ (it takes any
+object that iterates text lines and has async ``write`` and ``flush``).
 
 What the SDK guarantees stays true: while serving, fd 0 reads ``/dev/null`` and fd 1 writes to
 stderr, so a stray ``print`` or a child process never reaches the wire, which is served from private
 duplicates; both are restored when serving ends. Anything that is not a pair of pipes (a terminal,
-a file, streams replaced in ``sys``, Windows) is served by the SDK's own transport, unchanged, as is
-a stdout that shares its pipe with stderr: made non-blocking, stderr's writes could then fail.
+a file, streams replaced in ``sys``, Windows, pipes given non-blocking) is served by the SDK's own
+transport, unchanged, as is a stdout that shares its pipe with stderr (the one descriptor would be
+non-blocking for stderr too while an answer is written).
+
+Three differences from the SDK's reader and writer, each deliberate:
+
+- stdin is never made non-blocking: it is read only once the event loop says it is readable. stdout is
+  made non-blocking only for the moment of each write, so that another process holding the same pipe
+  (a shell's ``{ customerio-mcp; next; } > fifo``) meets a non-blocking descriptor it did not ask for
+  only for that instant, and never after this process is killed.
+- Lines end at ``\n`` only (``\r\n`` works: the ``\r`` is JSON whitespace). MCP's stdio framing is
+  newline-delimited; the SDK's text layer would also split at a lone ``\r``.
+- When serving ends (a signal, say) with stdin still open, reading stops at once, where the SDK's
+  reader thread would keep the process alive until the client closed stdin.
 """
 
 from __future__ import annotations
@@ -34,13 +46,21 @@ READ_CHUNK = 1 << 16
 
 
 class PipeLines:
-    """The text lines of a non-blocking pipe, each with its newline, decoded as the SDK's reader does."""
+    """The text lines of a pipe, each with its newline, decoded as the SDK's reader does."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._buffer = bytearray()
         self._searched = 0  # bytes of the buffer known to hold no newline: a long line is scanned once
         self._ended = False
+        self._waiting: anyio.CancelScope | None = None
+
+    def close(self) -> None:
+        """Read no more: the iteration ends now, even while waiting for input."""
+        self._ended = True
+        self._buffer.clear()
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     def __aiter__(self) -> PipeLines:
         return self
@@ -55,11 +75,12 @@ class PipeLines:
                 if self._buffer:  # a last line without its newline
                     return self._take(len(self._buffer))
                 raise StopAsyncIteration
-            try:
-                chunk = os.read(self._fd, READ_CHUNK)
-            except BlockingIOError:
+            with anyio.CancelScope() as self._waiting:
                 await anyio.wait_readable(self._fd)
+            self._waiting = None
+            if self._ended:  # closed while waiting
                 continue
+            chunk = os.read(self._fd, READ_CHUNK)  # readable: returns at once, with data or at end of file
             if chunk:
                 self._buffer += chunk
             else:
@@ -73,7 +94,7 @@ class PipeLines:
 
 
 class PipeWriter:
-    """Writes text to a non-blocking pipe, waiting on the event loop while the reader is behind."""
+    """Writes text to a pipe, waiting on the event loop while the reader is behind."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -81,12 +102,16 @@ class PipeWriter:
     async def write(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))
         while data:
+            os.set_blocking(self._fd, False)
             try:
                 written = os.write(self._fd, data)
             except BlockingIOError:
-                await anyio.wait_writable(self._fd)
-                continue
+                written = 0
+            finally:
+                os.set_blocking(self._fd, True)
             data = data[written:]
+            if data:
+                await anyio.wait_writable(self._fd)
 
     async def flush(self) -> None:
         """Nothing to flush: every ``write`` reached the pipe before returning."""
@@ -100,9 +125,8 @@ class _PipeClaim:
     stdout: int
 
     def release(self) -> None:
-        """Point fd 0 and fd 1 back at the wire, blocking again as they were, and close the duplicates."""
+        """Point fd 0 and fd 1 back at the wire and close the duplicates."""
         for private, fd in ((self.stdin, 0), (self.stdout, 1)):
-            os.set_blocking(private, True)
             os.dup2(private, fd)
             os.close(private)
 
@@ -129,16 +153,21 @@ def _claim_pipes() -> _PipeClaim | None:
             return None  # the streams were replaced: serve what the caller put there, as the SDK does
         if not (_is_pipe(0) and _is_pipe(1)) or _same_file(1, 2):
             return None
+        if not (os.get_blocking(0) and os.get_blocking(1)):
+            return None  # whoever started us chose non-blocking pipes: the SDK's threads cope with that
     except (AttributeError, OSError, ValueError):
         return None
-    stdin, stdout = os.dup(0), os.dup(1)
-    with open(os.devnull, "rb") as null:
-        os.dup2(null.fileno(), 0)
-    os.dup2(2, 1)
-    for fd in (stdin, stdout):
+    claim = _PipeClaim(os.dup(0), os.dup(1))
+    try:
+        with open(os.devnull, "rb") as null:
+            os.dup2(null.fileno(), 0)
+        os.dup2(2, 1)
+    except OSError:
+        claim.release()
+        return None
+    for fd in (claim.stdin, claim.stdout):
         os.set_inheritable(fd, False)
-        os.set_blocking(fd, False)
-    return _PipeClaim(stdin, stdout)
+    return claim
 
 
 @asynccontextmanager
@@ -150,9 +179,12 @@ async def stdio_streams() -> AsyncIterator[tuple[Any, Any]]:
             yield streams
         return
     try:
-        stdin = cast("anyio.AsyncFile[str]", PipeLines(claim.stdin))
+        lines = PipeLines(claim.stdin)
         stdout = cast("anyio.AsyncFile[str]", PipeWriter(claim.stdout))
-        async with stdio_server(stdin, stdout) as streams:
-            yield streams
+        async with stdio_server(cast("anyio.AsyncFile[str]", lines), stdout) as streams:
+            try:
+                yield streams
+            finally:
+                lines.close()  # the SDK's reader then ends, even with stdin still open
     finally:
         claim.release()
