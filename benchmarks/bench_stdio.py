@@ -198,13 +198,10 @@ def main() -> int:
         ours_fake.close()
         minimal_fake.close()
 
-    def median(samples: list[float]) -> float:
-        return statistics.median(samples)
-
-    start = {name: median([s[name] for s in starts]) for name in parties}
-    start_ratio = median([s["ours"] / s["minimal"] for s in starts])
-    value = {name: [median([run[name][i] for run in runs]) for i in range(4)] for name in parties}
-    ratio = [median([run["ours"][i] / run["minimal"][i] for run in runs]) for i in range(4)]
+    start = {name: statistics.median([s[name] for s in starts]) for name in parties}
+    start_ratio = statistics.median([s["ours"] / s["minimal"] for s in starts])
+    value = {name: [statistics.median([run[name][i] for run in runs]) for i in range(4)] for name in parties}
+    ratio = [statistics.median([run["ours"][i] / run["minimal"][i] for run in runs]) for i in range(4)]
     ours, minimal = value["ours"], value["minimal"]
     rows = [
         ("cold start to initialize answer", f"{start['ours'] * 1000:.0f} ms", f"{start['minimal'] * 1000:.0f} ms",

@@ -32,6 +32,19 @@ def _schema_call(request_id: int) -> dict[str, Any]:
     return _request(request_id, "tools/call", {"name": "batch_process_requests", "arguments": arguments})
 
 
+def _dry_run_server(stderr: int) -> subprocess.Popen[bytes]:
+    """The command with stdin and stdout as pipes this test drives itself (to stop reading, say)."""
+    env = server_env(None, CUSTOMERIO_DRY_RUN="true", CUSTOMERIO_LOG_LEVEL="WARNING")
+    return subprocess.Popen([command()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
+
+
+def _is_non_blocking(pid: int, fd: int | str) -> bool:
+    """Whether the process's descriptor has O_NONBLOCK, as /proc shows it."""
+    info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+    flags = int(next(line for line in info.splitlines() if line.startswith("flags:")).split()[1], 8)
+    return bool(flags & os.O_NONBLOCK)
+
+
 def _started(fake: FakeCustomerIO | None, **env: str) -> StdioPeer:
     peer = StdioPeer([command()], server_env(fake, CUSTOMERIO_LOG_LEVEL="WARNING", **env), stderr=subprocess.PIPE)
     peer.send(INITIALIZE)
@@ -64,13 +77,7 @@ def test_the_wire_is_read_on_the_event_loop_and_fd_0_and_1_point_elsewhere(fake:
 
 def test_answers_wait_for_a_slow_reader_while_requests_keep_being_read() -> None:
     """stdout full (the client is not reading) must not stop the server reading stdin: no deadlock."""
-    proc = subprocess.Popen(
-        [command()],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=server_env(None, CUSTOMERIO_DRY_RUN="true", CUSTOMERIO_LOG_LEVEL="WARNING"),
-    )
+    proc = _dry_run_server(stderr=subprocess.DEVNULL)
     assert proc.stdin is not None
     assert proc.stdout is not None
     calls = 40  # ~14 KB each: several times a pipe's 64 KiB
@@ -155,22 +162,14 @@ def test_the_claim_is_released_to_blocking_pipes_on_fd_0_and_1() -> None:
 
 def test_a_stdout_that_shares_the_pipe_of_stderr_is_left_blocking() -> None:
     """2>&1: made non-blocking, the server's own log lines could fail to be written."""
-    proc = subprocess.Popen(
-        [command()],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=server_env(None, CUSTOMERIO_DRY_RUN="true", CUSTOMERIO_LOG_LEVEL="WARNING"),
-    )
+    proc = _dry_run_server(stderr=subprocess.STDOUT)
     assert proc.stdin is not None
     assert proc.stdout is not None
     proc.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
     proc.stdin.flush()
     answer = json.loads(next(line for line in proc.stdout if line.startswith(b"{")))
     assert answer["id"] == 1
-    fdinfo = Path(f"/proc/{proc.pid}/fdinfo/1").read_text()
-    flags = int(next(line for line in fdinfo.splitlines() if line.startswith("flags:")).split()[1], 8)
-    assert not flags & os.O_NONBLOCK
+    assert not _is_non_blocking(proc.pid, 1)
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0
 
@@ -195,9 +194,7 @@ def test_the_pipes_are_not_left_non_blocking_between_writes(fake: FakeCustomerIO
         ]
         assert len(held) == 2  # the private duplicates of the wire
         for fd in held:
-            info = Path(f"/proc/{peer.proc.pid}/fdinfo/{fd}").read_text()
-            flags = int(next(line for line in info.splitlines() if line.startswith("flags:")).split()[1], 8)
-            assert not flags & os.O_NONBLOCK
+            assert not _is_non_blocking(peer.proc.pid, fd)
     finally:
         peer.close()
 

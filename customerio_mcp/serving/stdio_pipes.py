@@ -145,7 +145,7 @@ def _same_file(first: int, second: int) -> bool:
 
 
 def _claim_pipes() -> _PipeClaim | None:
-    """Divert fd 0 and fd 1 and serve the wire from non-blocking duplicates; None when it must not be done."""
+    """Divert fd 0 and fd 1 and serve the wire from private duplicates; None when it must not be done."""
     if sys.platform == "win32":  # pragma: no cover - anyio waits only on sockets there
         return None
     try:
