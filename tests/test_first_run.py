@@ -25,17 +25,26 @@ from tests.processes import INITIALIZE, INITIALIZED, TOKEN, command, http_server
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
-def stdio_session(args: list[str], cwd: Path, **variables: str) -> tuple[list[dict[str, Any]], str]:
-    """Start the server over stdio, initialize and list tools, close stdin; the answers and stderr."""
-    stdin = "".join(json.dumps(m) + "\n" for m in (INITIALIZE, INITIALIZED, TOOLS_LIST))
+def stdio_session(
+    args: list[str],
+    cwd: Path,
+    *,
+    program: str | None = None,
+    then: tuple[dict[str, Any], ...] = (),
+    timeout: float = 60,
+    **variables: str,
+) -> tuple[list[dict[str, Any]], str]:
+    """Start the server over stdio (the installed command, or ``program``), initialize, list tools, send
+    ``then``, close stdin; the answers and stderr."""
+    stdin = "".join(json.dumps(m) + "\n" for m in (INITIALIZE, INITIALIZED, TOOLS_LIST, *then))
     done = subprocess.run(
-        [command(), *args],
+        [program or command(), *args],
         input=stdin,
         env=server_env(None, CUSTOMERIO_LOG_LEVEL="INFO", **variables),
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -89,29 +98,19 @@ def test_the_readme_command_serves_a_dry_run_from_a_checkout(tmp_path: Path) -> 
     assert uvx == "uvx"
     found = shutil.which("uvx", path=str(Path(sys.executable).parent)) or shutil.which("uvx")
     assert found, "uv is a test dependency: pip install -e '.[test]'"
-    env = server_env(None, CUSTOMERIO_LOG_LEVEL="INFO", UV_CACHE_DIR=str(tmp_path / "uv-cache"))
+    cache = str(tmp_path / "uv-cache")
     call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
     call["params"] = {"name": "delete_customer", "arguments": {"customer_identifier": "7"}}
-    messages = (INITIALIZE, INITIALIZED, TOOLS_LIST, call)
-    done = subprocess.run(
-        [found, *args],
-        input="".join(json.dumps(message) + "\n" for message in messages),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    answers = {answer["id"]: answer for answer in map(json.loads, done.stdout.splitlines())}
-    assert answers[1]["result"]["serverInfo"]["name"] == "customerio-mcp"
-    assert len(answers[2]["result"]["tools"]) == len(TOOLS)
-    assert "DELETE https://track.customer.io/api/v1/customers/7" in answers[3]["result"]["content"][0]["text"]
-    (line,) = info_lines(done.stderr)
+    answered, stderr = stdio_session(args, ROOT, program=found, then=(call,), timeout=600, UV_CACHE_DIR=cache)
+    answers = {answer["id"]: answer["result"] for answer in answered}
+    assert answers[1]["serverInfo"]["name"] == "customerio-mcp"
+    assert len(answers[2]["tools"]) == len(TOOLS)
+    assert "DELETE https://track.customer.io/api/v1/customers/7" in answers[3]["content"][0]["text"]
+    (line,) = info_lines(stderr)
     assert "dry run ON (nothing is sent to Customer.io)" in line
 
     # The same build documents the settings a remote deployment needs.
+    env = server_env(None, UV_CACHE_DIR=cache)
     helped = subprocess.run(
         [found, *args, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
     )
