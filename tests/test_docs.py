@@ -1,8 +1,9 @@
 """The documentation a new user follows: every link lands, the README is short, and its commands are the real ones.
 
-The README holds what a person needs in five minutes; the rest is in ``docs/``. What the documents say about
-the code (the settings table, the validation tables, the registry name) is checked where the code is tested:
-``test_configuration.py``, ``test_schemas.py``, ``test_distribution.py``.
+The README holds what a person needs in five minutes; the rest is in ``docs/``. The tool tables of the docs are
+checked here against the tool table; the other tables are checked where their code is tested: the settings in
+``test_configuration.py``, the validation rules in ``test_schemas.py``, the registry name in
+``test_distribution.py``.
 """
 
 from __future__ import annotations
