@@ -2,9 +2,9 @@
 
 Run from the repository root (the descriptions are vendored in ``openapi/``):
 
-    python scripts/derive_schemas.py                     # rewrite customerio_mcp/tools/request_schemas.json
-    python scripts/derive_schemas.py --check             # exit 1 if the shipped file is stale
-    python scripts/derive_schemas.py --relaxations-table # the README's table of relaxations
+    python3 scripts/derive_schemas.py                    # rewrite customerio_mcp/tools/request_schemas.json
+    python3 scripts/derive_schemas.py --check            # exit 1 if the shipped file is stale
+    python3 scripts/derive_schemas.py --relaxations-table # the table of relaxations in docs/tools.md
 
 The output is deterministic (sorted keys, no timestamps), so a test can prove the shipped file is
 exactly what this script makes. Each endpoint's schema is JSON Schema 2020-12, self-contained
@@ -813,8 +813,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder with track.json, pipelines.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if the shipped file differs from a derivation")
-    parser.add_argument("--relaxations-table", action="store_true", help="print the README's relaxations table")
-    parser.add_argument("--rules-table", action="store_true", help="print the README's rules table")
+    parser.add_argument("--relaxations-table", action="store_true", help="print the relaxations table of docs/tools.md")
+    parser.add_argument("--rules-table", action="store_true", help="print the rules table of docs/tools.md")
     args = parser.parse_args(argv)
     if args.relaxations_table:
         sys.stdout.write(relaxations_table(args.source))

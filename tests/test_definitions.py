@@ -50,7 +50,7 @@ DESTRUCTIVE = {
     "send_batch_requests",  # alias items and those events
     "update_or_add_person",  # cio_relationships with delete_relationships
 }
-"""Every tool whose calls may delete, suppress or merge: MCP's destructiveHint (the README's table agrees)."""
+"""Every tool whose calls may delete, suppress or merge: MCP's destructiveHint (docs/tools.md's table agrees)."""
 IDEMPOTENT = {
     "get_track_api_region",
     "update_or_add_person",

@@ -23,6 +23,7 @@ from customerio_mcp.tools.body_checks import prepare_body
 from customerio_mcp.tools.schemas import body_schema, compiled, first_invalid_item, union_for
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 from tests.conftest import call, connect
+from tests.documents import section
 from tests.fake_customerio import FakeCustomerIO
 from tests.openapi_examples import request_examples
 
@@ -56,11 +57,11 @@ def test_vendored_descriptions_are_the_ones_the_readme_names() -> None:
     assert (OPENAPI / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
 
 
-def test_readme_lists_every_relaxation_and_rule_the_script_applies() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_list_every_relaxation_and_rule_the_script_applies() -> None:
+    validation = section(ROOT / "docs" / "tools.md", "validation-exactly-as-strict-as-customerio")
     module = _derive_module()
-    assert module.relaxations_table(OPENAPI) in readme
-    assert module.rules_table(OPENAPI) in readme
+    assert module.relaxations_table(OPENAPI) in validation
+    assert module.rules_table(OPENAPI) in validation
 
 
 def _local_refs(node: Any) -> list[str]:
