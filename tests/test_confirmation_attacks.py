@@ -338,3 +338,19 @@ async def test_an_unanswered_question_is_declined_after_the_timeout(fake: FakeCu
             result = await client.call_tool(DELETE, ARGUMENTS)
     refused(result, "no answer", "CUSTOMERIO_CONFIRM_TIMEOUT")
     assert fake.requests == []
+
+
+def test_shared_state_keys_without_redis_are_a_problem(fake: FakeCustomerIO, redis: RedisProcess) -> None:
+    from tests.test_check import credentials, problems, run_check
+
+    keys = {"CUSTOMERIO_MCP_STATE_KEYS": "k" * 64}
+    alone = run_check(**credentials(fake, **keys))
+    shared = run_check(**credentials(fake, **keys, CUSTOMERIO_REDIS_URL=redis.url))
+    assert alone.returncode == 1
+    [problem] = problems(alone)
+    assert "could be answered again on another" in problem
+    assert "CUSTOMERIO_REDIS_URL" in problem
+    assert shared.returncode == 0, shared.stdout
+    with http_server(fake, "streamable-http", **keys) as server:
+        _, log = server.stop()
+    assert "WARNING customerio_mcp: CUSTOMERIO_MCP_STATE_KEYS is set" in log
