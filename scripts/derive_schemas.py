@@ -478,7 +478,7 @@ _DEVICE_CONTEXT = {
         "device": {
             "type": "object",
             "required": ["token"],
-            "properties": {"token": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": ["ios", "android"]}},
+            "properties": {"token": {"type": "string"}, "type": {"type": "string", "enum": ["ios", "android"]}},
         }
     },
 }
@@ -489,7 +489,10 @@ SEMANTIC_EVENTS: dict[str, Schema] = {
     "User Unsuppressed": {"required": ["userId"], "properties": {"userId": _USER_ID}},
     "Relationship Deleted": {
         "required": ["userId", "properties"],
-        "properties": {"userId": _USER_ID, "properties": {"type": "object", "required": ["objectId"], "properties": _OBJECT}},
+        "properties": {
+            "userId": _USER_ID,
+            "properties": {"type": "object", "required": ["objectId"], "properties": _OBJECT},
+        },
     },
     "Object Deleted": {
         "required": ["anonymousId", "properties"],
@@ -499,7 +502,10 @@ SEMANTIC_EVENTS: dict[str, Schema] = {
         "required": ["userId", "context"],
         "properties": {"userId": _USER_ID, "context": _DEVICE_CONTEXT},
     },
-    "Device Deleted": {"required": ["userId", "context"], "properties": {"userId": _USER_ID, "context": _DEVICE_CONTEXT}},
+    "Device Deleted": {
+        "required": ["userId", "context"],
+        "properties": {"userId": _USER_ID, "context": _DEVICE_CONTEXT},
+    },
     "Report Delivery Event": {
         "required": ["properties"],
         "properties": {
@@ -568,7 +574,10 @@ def _semantic_events(schema: Schema) -> int:
     changed = 0
     for items in _pipelines_items(schema):
         for branch in _branches(items):
-            if branch.get("properties", {}).get("type", {}).get("enum") == ["track"] and "event" in branch["properties"]:
+            if (
+                branch.get("properties", {}).get("type", {}).get("enum") == ["track"]
+                and "event" in branch["properties"]
+            ):
                 rules = [variant_rule(event, copy.deepcopy(then)) for event, then in SEMANTIC_EVENTS.items()]
                 branch.setdefault("allOf", []).extend(rules)
                 changed += 1
@@ -847,7 +856,8 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change], 
             "any event name, no other requirement",
             "typed variants with their own required fields: "
             + "; ".join(
-                f"{event}: {', '.join(_required_paths(then)) or 'nothing more'}" for event, then in SEMANTIC_EVENTS.items()
+                f"{event}: {', '.join(_required_paths(then)) or 'nothing more'}"
+                for event, then in SEMANTIC_EVENTS.items()
             ),
             CURRENT + ": `track` `oneOf` (create_update_device, delete_device, delete_person, ...)",
             _semantic_events,

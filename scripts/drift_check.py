@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from derive_schemas import DEFAULT_SOURCE, Schema, _resolve, _to_json_schema, simplify  # noqa: E402
+from derive_schemas import DEFAULT_SOURCE, Schema, _resolve, _to_json_schema, simplify
 
 METHODS = ("get", "put", "post", "delete", "patch")
 CONSTRAINTS = ("format", "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "maxProperties")
@@ -165,7 +165,9 @@ def compare(api: str, old_document: Schema, new_document: Schema) -> list[str]:
     lines += [f"{api} {key}: operation removed" for key in old if key not in new]
     for key in (key for key in old if key in new):
         before, after = old[key], new[key]
-        lines += [f"{api} {key}: field added: {path} ({_describe(after[path])})" for path in after if path not in before]
+        lines += [
+            f"{api} {key}: field added: {path} ({_describe(after[path])})" for path in after if path not in before
+        ]
         lines += [f"{api} {key}: field removed: {path}" for path in before if path not in after]
         for path in (path for path in before if path in after):
             lines += _field_changes(f"{api} {key}: {path}", before[path], after[path])

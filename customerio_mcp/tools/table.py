@@ -93,8 +93,9 @@ def _id_type(name: str) -> QueryParam:
 _SEGMENT = PathParam("segment_identifier", "segment_id", "The manual segment's numeric ID.", "integer")
 
 _V2_OPERATION = (
-    'identifiers: person {"id"|"email"|"phone"|"cio_id": "..."} (one key; phone in E.164: "+14155552671"); object {"object_type_id": "1" (a string), '
-    '"object_id": "..."} or {"cio_object_id": "..."}. person actions: identify (attributes), delete, '
+    'identifiers: person {"id"|"email"|"phone"|"cio_id": "..."} (one key; phone in E.164: "+14155552671"); '
+    'object {"object_type_id": "1" (a string), "object_id": "..."} or {"cio_object_id": "..."}. '
+    "person actions: identify (attributes), delete, "
     "event/page/screen (name; attributes, timestamp: unix s), add_relationships/delete_relationships "
     '(cio_relationships: [{"identifiers": object}]), add_device (device: {token, platform}), delete_device '
     "(device: {token}), suppress, unsuppress, merge (primary, secondary: person identifiers, no identifiers). "
