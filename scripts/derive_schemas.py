@@ -601,6 +601,15 @@ def _unix_seconds(schema: Schema) -> int:
     return changed
 
 
+def _string_ids(schema: Schema) -> int:
+    items = schema["properties"]["ids"]["items"]
+    if items.get("type") != "string":
+        return 0
+    items["errorMessage"] = "must be a string (Customer.io's docs define `ids` as strings, numeric ids too), not {got}"
+    items["errorFix"] = 'send each id as a string, e.g. "42" instead of 42'
+    return 1
+
+
 def _non_empty_batch(schema: Schema) -> int:
     schema.setdefault("required", [])
     if "batch" not in schema["required"]:
@@ -980,6 +989,15 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change], 
             "integer below 10^11 (unix seconds)",
             "a larger value is milliseconds, which Customer.io reads as a date thousands of years ahead",
             _unix_seconds,
+        ),
+        Change(
+            tuple(("track", f"POST /api/v1/segments/{{segment_id}}/{verb}_customers") for verb in ("add", "remove")),
+            "segment `ids`",
+            "strings",
+            "strings; a number is refused saying so",
+            "`customerio-node` `addCustomersToSegment(7, [42])` sends numbers as given; "
+            "Customer.io's docs want strings",
+            _string_ids,
         ),
         Change(
             (("track", "POST /api/v2/batch"), ("pipelines", "POST /batch")),
