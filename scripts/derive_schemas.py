@@ -289,6 +289,14 @@ def _pipelines_items(schema: Schema) -> Iterator[Schema]:
         yield schema
 
 
+def _calls_of_type(schema: Schema, kind: str) -> Iterator[Schema]:
+    """The branches of the schema's Pipelines calls (single or batched) whose ``type`` is ``kind``."""
+    for items in _pipelines_items(schema):
+        for branch in _branches(items):
+            if branch.get("properties", {}).get("type", {}).get("enum") == [kind]:
+                yield branch
+
+
 def _merge_known_and_anonymous(call: Schema) -> Schema:
     """One object for a call's "Known User" and "Anonymous User" branches, ids optional and nullable."""
     properties: dict[str, Schema] = {}
@@ -419,11 +427,18 @@ def _phone_identifier(schema: Schema) -> int:
     return changed
 
 
+def _properties_named(schema: Schema, name: str) -> Iterator[Schema]:
+    """The schema of every property called ``name``, however deep."""
+    for node in _walk(schema):
+        properties = node.get("properties")
+        if isinstance(properties, dict) and isinstance(properties.get(name), dict):
+            yield properties[name]
+
+
 def _scalar_device_attributes(schema: Schema) -> int:
     changed = 0
-    for node in _walk(schema):
-        device = node.get("properties", {}).get("device") if isinstance(node.get("properties"), dict) else None
-        attributes = device.get("properties", {}).get("attributes") if isinstance(device, dict) else None
+    for device in _properties_named(schema, "device"):
+        attributes = device.get("properties", {}).get("attributes")
         if isinstance(attributes, dict) and attributes.get("additionalProperties") == {"type": "string"}:
             attributes["additionalProperties"] = {"type": ["string", "number", "boolean", "null"]}
             changed += 1
@@ -432,9 +447,8 @@ def _scalar_device_attributes(schema: Schema) -> int:
 
 def _numeric_anonymous_id(schema: Schema) -> int:
     changed = 0
-    for node in _walk(schema):
-        anonymous = node.get("properties", {}).get("anonymous_id") if isinstance(node.get("properties"), dict) else None
-        if isinstance(anonymous, dict) and anonymous.get("type") == "string":
+    for anonymous in _properties_named(schema, "anonymous_id"):
+        if anonymous.get("type") == "string":
             anonymous["type"] = ["string", "number"]
             changed += 1
     return changed
@@ -456,14 +470,10 @@ _CHANNELS = {
 def _identify_traits(schema: Schema) -> int:
     """``traits.unsubscribed`` and ``traits.cio_subscription_preferences.channels``, as now documented."""
     changed = 0
-    for items in _pipelines_items(schema):
-        for branch in _branches(items):
-            if branch.get("properties", {}).get("type", {}).get("enum") != ["identify"]:
-                continue
-            traits = branch["properties"].get("traits")
-            preferences = traits.get("properties", {}).get("cio_subscription_preferences") if traits else None
-            if preferences is None:
-                continue
+    for branch in _calls_of_type(schema, "identify"):
+        traits = branch["properties"].get("traits")
+        preferences = traits.get("properties", {}).get("cio_subscription_preferences") if traits else None
+        if preferences is not None:
             traits["properties"].update(copy.deepcopy(_TRAITS))
             preferences.setdefault("properties", {})["channels"] = dict(_CHANNELS)
             changed += 1
@@ -572,15 +582,12 @@ def _no_activity_type(schema: Schema) -> int:
 def _semantic_events(schema: Schema) -> int:
     """Each typed event's own requirements on every track call (single or in a batch): a rule per event name."""
     changed = 0
-    for items in _pipelines_items(schema):
-        for branch in _branches(items):
-            if (
-                branch.get("properties", {}).get("type", {}).get("enum") == ["track"]
-                and "event" in branch["properties"]
-            ):
-                rules = [variant_rule(event, copy.deepcopy(then)) for event, then in SEMANTIC_EVENTS.items()]
-                branch.setdefault("allOf", []).extend(rules)
-                changed += 1
+    for branch in _calls_of_type(schema, "track"):
+        if "event" in branch["properties"]:
+            branch.setdefault("allOf", []).extend(
+                variant_rule(event, copy.deepcopy(then)) for event, then in SEMANTIC_EVENTS.items()
+            )
+            changed += 1
     return changed
 
 
@@ -646,14 +653,12 @@ def _identity_required(schema: Schema) -> int:
 
 def _group_id_required(schema: Schema) -> int:
     changed = 0
-    for items in _pipelines_items(schema):
-        for branch in _branches(items):
-            if branch.get("properties", {}).get("type", {}).get("enum") == ["group"]:
-                branch.setdefault("required", [])
-                if "groupId" not in branch["required"]:
-                    branch["required"].append("groupId")
-                branch["properties"]["groupId"] = {"type": "string", "minLength": 1}
-                changed += 1
+    for branch in _calls_of_type(schema, "group"):
+        branch.setdefault("required", [])
+        if "groupId" not in branch["required"]:
+            branch["required"].append("groupId")
+        branch["properties"]["groupId"] = {"type": "string", "minLength": 1}
+        changed += 1
     return changed
 
 

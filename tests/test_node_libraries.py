@@ -14,8 +14,6 @@ the fake and by the tool, whose error names the field and says what is wrong.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import pytest
 from tests.conftest import call
 from tests.fake_customerio import FakeCustomerIO, Recorded
 from tests.library_replay import arguments_for, replay_all, tool_for
-from tests.oauth_server import node
+from tests.oauth_server import node, npm_installed
 
 LIBRARIES = Path(__file__).parent / "node_libraries"
 ALL_ROUTES = 17 + 7
@@ -35,20 +33,7 @@ ALL_ROUTES = 17 + 7
 @pytest.fixture(scope="module")
 def libraries_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The driver with the pinned libraries installed (``npm ci``), in a temporary prefix."""
-    node_binary, npm_cli = node()
-    prefix = tmp_path_factory.mktemp("node-libraries")
-    for name in ("package.json", "package-lock.json", "drive.cjs"):
-        shutil.copy(LIBRARIES / name, prefix / name)
-    env = dict(os.environ, PATH=f"{node_binary.parent}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run(
-        [str(node_binary), str(npm_cli), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=prefix,
-        check=True,
-        capture_output=True,
-        timeout=600,
-        env=env,
-    )
-    return prefix
+    return npm_installed(LIBRARIES, "drive.cjs", tmp_path_factory.mktemp("node-libraries"))
 
 
 @pytest.fixture(scope="module")
