@@ -7,7 +7,8 @@ Run from the repository root with the newer copies (OpenAPI 3.0 or 3.1) on the c
 It prints one line per change (operation added or removed; field added or removed; a field's type,
 ``enum``, requirement or constraints changed) and exits 1 when there is any, 0 when there is none,
 so the next drift is found by a command, not by a user. Each line is a candidate for a named
-update in ``scripts/derive_schemas.py`` (``UPDATES``), or for deciding that the change does not matter.
+update in ``scripts/derive_schemas.py`` (the ``updates`` of ``_changes``), or for deciding that the
+change does not matter.
 
 What it compares: each operation's path and query parameters and its request body, the body
 converted and simplified as ``derive_schemas.py`` does (``$ref`` inlined, ``nullable`` as a
@@ -121,12 +122,13 @@ def operations(document: Schema) -> dict[str, dict[str, Facts]]:
         for method in METHODS:
             if method not in item:
                 continue
-            operation = _resolve(item[method], document)
+            operation = item[method]  # only what a request holds is resolved: responses may be recursive
             facts: dict[str, Facts] = {}
-            for parameter in [*_resolve(shared, document), *operation.get("parameters", [])]:
+            for parameter in _resolve([*shared, *operation.get("parameters", [])], document):
                 schema = _to_json_schema(parameter.get("schema", {}))
                 facts[f"{parameter['in']}.{parameter['name']}"] = _facts(schema, bool(parameter.get("required")))
-            content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            body = _resolve(operation.get("requestBody", {}), document)
+            content = body.get("content", {}).get("application/json")
             if content is not None:
                 facts.update(fields(simplify(_to_json_schema(content.get("schema", {}))), "body"))
             found[f"{method.upper()} {path}"] = facts

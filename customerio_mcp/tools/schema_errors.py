@@ -3,7 +3,8 @@
 ``jsonschema``'s own messages echo whole values ("[... 5,000 items ...] is too long") and name the
 parent when a property is missing. Here every message names the exact field (the missing property
 itself), states the rule ("at most 1000 items"), shows at most ~100 characters of the value, and
-says what the branch the body selected needs ("is required for a person `event`"). Within a union
+says what the branch the body selected needs ("is required for a person `event`", "is required for a
+`User Suppressed` event" when the rule of a typed event failed). Within a union
 that no ``type``/``action`` selects (``identifiers``: one of id, email, cio_id) the error is
 reported in the branch the value came closest to.
 """
