@@ -157,5 +157,5 @@ async def test_v2_and_batch_descriptions_say_what_each_branch_needs() -> None:
                 for inner in nested.get("required", []):
                     assert inner in text, (name, values, field, inner)
     for name in ("manage_entity", "batch_process_requests"):
-        assert '"id"|"email"|"cio_id"' in described[name]
+        assert '"id"|"email"|"phone"|"cio_id"' in described[name]
         assert '"object_type_id": "1" (a string)' in described[name]
