@@ -89,7 +89,7 @@ def explain(
             shapes.append(branch_schema["title"])
         error, within = _first_and_more(closest)
         more = within or more
-    selected = _selected(instance, union) if at_union else None
+    selected = union.selected(instance) if at_union and union is not None else None
     return _input_error(error, where, union if at_union else None, selected, shapes, more)
 
 
@@ -142,22 +142,6 @@ def _first_and_more(errors: Iterable[ValidationError]) -> tuple[ValidationError,
     return best, _More(len(same), noun, len(same) >= EXPLAINED_FAILURES_MAX)
 
 
-def _selected(instance: Any, union: UnionInfo | None) -> tuple[str, ...] | None:
-    """The valid type/action values the instance itself selects, if it selects a known branch."""
-    if union is None or not isinstance(instance, dict):
-        return None
-    values = tuple(instance.get(key, union.default if key == union.keys[0] else None) for key in union.keys)
-    return values if values in union.valid else None
-
-
-def _branch_phrase(union: UnionInfo, values: tuple[str, ...]) -> str:
-    if len(values) == 2:
-        return f"for a {values[0]} `{values[1]}` operation"
-    if union.definition == "event":
-        return f"for an event of type `{values[0]}`"
-    return f"for a `{values[0]}` call"
-
-
 def _input_error(
     error: ValidationError,
     where: str,
@@ -169,7 +153,7 @@ def _input_error(
     path = list(error.absolute_path)
     keyword, expected, value, schema = error.validator, error.validator_value, error.instance, error.schema
     field = location(where, path)
-    phrase = f" {_branch_phrase(union, selected)}" if union is not None and selected is not None else ""
+    phrase = f" {union.branch_phrase(selected)}" if union is not None and selected is not None else ""
     fix = "correct the value"
     custom = schema.get("errorMessage") if isinstance(schema, dict) else None
 

@@ -50,6 +50,21 @@ class UnionInfo:
             grouped.setdefault(first, []).append(second)
         return "; ".join(f"{first}: {', '.join(seconds)}" for first, seconds in grouped.items())
 
+    def selected(self, instance: Any) -> tuple[str, ...] | None:
+        """The valid type/action values ``instance`` selects (``default`` when the first key is missing), or None."""
+        if not isinstance(instance, dict):
+            return None
+        values = tuple(instance.get(key, self.default if key == self.keys[0] else None) for key in self.keys)
+        return values if values in self.valid else None
+
+    def branch_phrase(self, values: tuple[str, ...]) -> str:
+        """The branch ``values`` select, in words: ``for a person `event` operation``."""
+        if len(values) == 2:
+            return f"for a {values[0]} `{values[1]}` operation"
+        if self.definition == "event":
+            return f"for an event of type `{values[0]}`"
+        return f"for a `{values[0]}` call"
+
 
 @cache
 def _document() -> dict[str, Any]:
@@ -137,7 +152,7 @@ def _branches(api: str, schema_key: str) -> _Branches:
     return _Branches(api, schema_key)
 
 
-def _selector(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def selector(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """What an item holds under ``keys`` (one or two); a lambda per arity is 3× faster than a generic tuple."""
     if len(keys) == 1:
         (only,) = keys
@@ -154,7 +169,7 @@ def first_invalid_item(api: str, schema_key: str, items: list[Any]) -> int | Non
     """
     union = union_for(api, schema_key)
     assert union is not None
-    select, branches = _selector(union.keys), _branches(api, schema_key)
+    select, branches = selector(union.keys), _branches(api, schema_key)
     for index, item in enumerate(items):
         try:
             validator = branches[select(item)]
