@@ -199,3 +199,12 @@ async def test_different_rules_broken_in_one_place_are_not_counted_as_more(fake:
     text, error = await _refusal(fake, "manage_entity", no_identifiers_no_name)
     assert "more_failing" not in error, text
     assert "same way" not in text
+
+
+async def test_member_names_in_a_field_path_are_cut_and_neutralised(fake: FakeCustomerIO) -> None:
+    """A member name is client text too: 8 KB of it with newlines once reached the error message whole."""
+    hostile = "x\nforged" * 1_000
+    text, error = await _refusal(fake, "submit_form_response", {"data": {"email": "a@example.com", hostile: 1}})
+    assert "\n" not in text.split("Fix:")[0], text[:300]
+    assert len(error["field"]) < 200
+    assert error["field"].startswith("request_body.data.x\\nforgedx")

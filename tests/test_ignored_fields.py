@@ -148,3 +148,13 @@ async def test_a_body_with_nothing_ignored_has_no_warnings_key(fake: FakeCustome
     result, _ = await _sent(fake, "track_anonymous_event", {"request_body": body})
     assert "warnings" not in result.structured_content
     assert "\n" not in result.content[0].text
+
+
+async def test_ignored_field_names_are_cut_and_neutralised(fake: FakeCustomerIO) -> None:
+    hostile = "x\nforged" * 10_000
+    result, sent = await _sent(fake, "track_anonymous_event", {"request_body": {"name": "e", hostile: 1}})
+    assert sent[hostile] == 1
+    [warning] = result.structured_content["warnings"]
+    assert len(warning["field"]) < 200
+    assert "\n" not in warning["field"]
+    assert result.content[0].text.count("\n") == 1  # the one before "Warning:"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from customerio_mcp.tools.schema_errors import location
 from customerio_mcp.tools.schemas import UnionInfo, schema_for, selector, union_for
 from customerio_mcp.tools.table import ToolSpec
 
@@ -114,7 +115,7 @@ def ignored_fields(
             if name in reads.fields:
                 continue
             if len(listed) < LISTED_MAX:
-                listed.append(_warning(f"{where}.{name}", name, reads, shared))
+                listed.append(_warning(location(where, [name]), name, reads, shared))
             else:
                 unlisted += 1
 
@@ -168,7 +169,10 @@ def _warning(field: str, name: str, reads: _Reads, shared: frozenset[str]) -> Ig
     where = f" {reads.branch}" if reads.branch else ""
     problem = f"is not a field Customer.io reads{where}: it accepts the call and drops this field"
     lowered = {known.lower(): known for known in reads.fields}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=_CLOSE_ENOUGH)
+    # difflib's ratio is at most 2 * shorter / (both lengths): a name much longer than every known one (a
+    # hostile 100 KB one) cannot reach the cutoff, and is not walked.
+    near = len(name) * _CLOSE_ENOUGH <= max(map(len, lowered)) * (2 - _CLOSE_ENOUGH)
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=_CLOSE_ENOUGH) if near else []
     if close:
         fix = f"rename it to `{lowered[close[0]]}`"
     elif name in shared:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from customerio_mcp.errors import InputError
-from customerio_mcp.text_safety import shown
+from customerio_mcp.text_safety import clip, shown
 from customerio_mcp.tools.schemas import EXPLAINED_FAILURES_MAX
 
 if TYPE_CHECKING:
@@ -53,9 +53,10 @@ def json_type(value: Any) -> str:
 
 
 def location(where: str, path: Iterable[Any]) -> str:
+    """``where`` followed by ``path``: ``request_body.batch[3].name``; a member's name is client text, so clipped."""
     text = where
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{clip(part)}"
     return text
 
 
