@@ -369,6 +369,55 @@ def _batch_alias(alias_schema: Callable[[], Schema]) -> Callable[[Schema], int]:
     return apply
 
 
+COMMON_FIELDS = (
+    "context",
+    "integrations",
+    "messageId",
+    "timestamp",
+    "originalTimestamp",
+    "receivedAt",
+    "sentAt",
+    "version",
+)
+"""The fields every Pipelines call may carry (Segment's common fields), as the description gives a single call them."""
+PIPELINES_KINDS = ("identify", "track", "page", "screen", "group", "alias")
+
+
+def _common_fields(single_call: Callable[[], Schema]) -> Callable[[Schema], int]:
+    """Every Pipelines call, single or batched, takes the common fields and ``_metadata``; an alias its
+    ``anonymousId``; a page or screen its ``category``; a batch its ``sentAt``.
+
+    The description gives the common fields to single identify/track/page/screen/group calls only, yet
+    ``customerio-cdp-analytics`` sends ``timestamp``, ``context`` and ``integrations`` on every call of
+    a batch and on aliases, ``category`` at the top of pages and screens, and ``sentAt`` on the batch;
+    ``@customerio/cdp-analytics-node`` sends ``_metadata`` (Segment's library diagnostics) on every
+    call. Their definitions are copied from a single call (``single_call``), so that they mean the same.
+    """
+
+    def apply(schema: Schema) -> int:
+        known = _branches(single_call())[0]["properties"]
+        common = {name: known[name] for name in COMMON_FIELDS} | {"_metadata": {"type": "object"}}
+        extra: dict[str, dict[str, Schema]] = {
+            "alias": {"anonymousId": {"type": ["string", "null"]}},
+            "page": {"category": {"type": "string"}},
+            "screen": {"category": {"type": "string"}},
+        }
+        changed = 0
+        for kind in PIPELINES_KINDS:
+            for branch in _calls_of_type(schema, kind):
+                properties = branch.setdefault("properties", {})
+                for name, sub in {**common, **extra.get(kind, {})}.items():
+                    if name not in properties:
+                        properties[name] = copy.deepcopy(sub)
+                        changed += 1
+        if "batch" in schema.get("properties", {}) and "sentAt" not in schema["properties"]:
+            schema["properties"]["sentAt"] = copy.deepcopy(known["sentAt"])
+            changed += 1
+        return changed
+
+    return apply
+
+
 def _nullable_integrations(schema: Schema) -> int:
     changed = 0
     for node in _walk(schema):
@@ -934,6 +983,18 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change], 
             "also alias",
             "`customerio-cdp-analytics` sends alias calls only through `/v1/batch`",
             _batch_alias(alias),
+        ),
+        Change(
+            (*pipelines_calls, ("pipelines", "POST /alias")),
+            "Pipelines calls' common fields",
+            "`timestamp`, `context`, `integrations`, `messageId`, `sentAt`… on single identify, track, page, screen "
+            "and group calls",
+            "the same on every call, batched calls and aliases included, and `_metadata`; an alias's "
+            "`anonymousId`; a page's or screen's `category`; a batch's `sentAt`",
+            "`customerio-cdp-analytics` sends them (every batched call carries its `timestamp`, `context` and "
+            "`integrations`), `@customerio/cdp-analytics-node` adds `_metadata`: a field Customer.io's own "
+            "library sends is never warned of as ignored",
+            _common_fields(lambda: _description_body(documents["pipelines"], "/page", "post")),
         ),
         Change(
             pipelines_calls,

@@ -32,6 +32,7 @@ from customerio_mcp.tools.arguments import (
 )
 from customerio_mcp.tools.body_checks import is_large, parse_body, prepare_body
 from customerio_mcp.tools.confirmation import Asker, question_for, refusal
+from customerio_mcp.tools.ignored_fields import NOTHING_IGNORED, IgnoredFields
 from customerio_mcp.tools.operations import replay_safe
 from customerio_mcp.tools.results import (
     dry_run_result,
@@ -62,6 +63,14 @@ class CallRecord:
     request: ApiRequest | None = None
     sending: bool = False
     """True from the moment the request may have left this process."""
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """The exact request to send, and the warnings its body earned: top-level fields Customer.io ignores."""
+
+    request: ApiRequest
+    warnings: IgnoredFields = NOTHING_IGNORED
 
 
 @dataclass(frozen=True)
@@ -117,12 +126,13 @@ class ToolRunner:
             if tool.body is not None and mode_of(args) == "get_request_schema":
                 return schema_result(tool)
             if tool.body is not None and is_large(args.get("request_body")):
-                request = await anyio.to_thread.run_sync(self.build_request, tool, args, scope.narrowing)
+                checked = await anyio.to_thread.run_sync(self.build_request, tool, args, scope.narrowing)
             else:
-                request = self.build_request(tool, args, scope.narrowing)
-            record.request = request
+                checked = self.build_request(tool, args, scope.narrowing)
+            request = record.request = checked.request
             if self._settings.dry_run:
-                return dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
+                preview, missing = scope.client.preview(request), scope.client.missing_credentials(tool.api)
+                return dry_run_result(tool, preview, missing, checked.warnings)
             confirmation = await self._confirm(tool, args, request, scope)
             if confirmation is not None:
                 return confirmation
@@ -131,7 +141,7 @@ class ToolRunner:
                 response = await scope.client.send(request)
             except DeliveryError as error:
                 raise with_repeat_guidance(error, tool, request) from None
-            return success_result(tool, request, response)
+            return success_result(tool, request, response, checked.warnings)
         except CustomerIOMCPError as error:
             logger.info("%s failed: %s", clip(name), type(error).__name__)
             return failure_result(name, error)
@@ -183,7 +193,7 @@ class ToolRunner:
             "name", f"is {shown(name)}, which is no tool of this server", f"call one of: {', '.join(enabled)}"
         )
 
-    def build_request(self, tool: ToolSpec, args: dict[str, Any], narrowing: Narrowing = EVERYTHING) -> ApiRequest:
+    def build_request(self, tool: ToolSpec, args: dict[str, Any], narrowing: Narrowing = EVERYTHING) -> CheckedRequest:
         """Every local check, and the exact request to send; raises InputError with nothing sent."""
         path = tool.path
         for param in tool.path_params:
@@ -197,14 +207,14 @@ class ToolRunner:
         if tool.name == "global_unsubscribe_user":
             flag = args.get("set_unsubscribed_attribute")
             body = {"unsubscribe": True if flag is None else parse_flag("set_unsubscribed_attribute", flag)}
-            return ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe)
+            return CheckedRequest(ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe))
         if tool.body is None:
-            return ApiRequest(tool.api, tool.method, path, query, headers, None, tool.replay_safe)
+            return CheckedRequest(ApiRequest(tool.api, tool.method, path, query, headers, None, tool.replay_safe))
         body = parse_body(args.get("request_body"))
         if not destructive_allowed(self._settings, narrowing):
             refuse_destructive_operations(tool, body, why_no_destructive(self._settings, narrowing))
         prepared = prepare_body(tool, body)
-        return ApiRequest(
+        request = ApiRequest(
             tool.api,
             tool.method,
             path,
@@ -214,3 +224,4 @@ class ToolRunner:
             replay_safe(tool, prepared.body),
             content=prepared.content,
         )
+        return CheckedRequest(request, prepared.warnings)

@@ -9,13 +9,15 @@ The file is read on first use, not at import, and each validator is compiled by 
 and a call costs microseconds. Batch endpoints also get a validator for one item, so a batch is
 checked operation by operation, each against the branch its ``type``/``action`` select
 (``first_invalid_item``). The pure-Python ``jsonschema`` is loaded only to explain a
-failure (its error tree is richer), and only ever for one item, never a whole batch.
+failure (its error tree is richer), and only ever for one item, never a whole batch; within it, at
+most ``EXPLAINED_FAILURES_MAX`` failing items of any one array are looked at.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import jsonschema_rs
+    from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
     from customerio_mcp.tools.table import ToolSpec
@@ -46,6 +49,21 @@ class UnionInfo:
         for first, second in self.valid:
             grouped.setdefault(first, []).append(second)
         return "; ".join(f"{first}: {', '.join(seconds)}" for first, seconds in grouped.items())
+
+    def selected(self, instance: Any) -> tuple[str, ...] | None:
+        """The valid type/action values ``instance`` selects (``default`` when the first key is missing), or None."""
+        if not isinstance(instance, dict):
+            return None
+        values = tuple(instance.get(key, self.default if key == self.keys[0] else None) for key in self.keys)
+        return values if values in self.valid else None
+
+    def branch_phrase(self, values: tuple[str, ...]) -> str:
+        """The branch ``values`` select, in words: ``for a person `event` operation``."""
+        if len(values) == 2:
+            return f"for a {values[0]} `{values[1]}` operation"
+        if self.definition == "event":
+            return f"for an event of type `{values[0]}`"
+        return f"for a `{values[0]}` call"
 
 
 @cache
@@ -166,7 +184,7 @@ def _branches(api: str, schema_key: str) -> _Branches:
     return _Branches(api, schema_key)
 
 
-def _selector(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def selector(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """What an item holds under ``keys`` (one or two); a lambda per arity is 3× faster than a generic tuple."""
     if len(keys) == 1:
         (only,) = keys
@@ -201,7 +219,7 @@ def first_invalid_item(api: str, schema_key: str, items: list[Any]) -> int | Non
     union = union_for(api, schema_key)
     assert union is not None
     branches = _branches(api, schema_key)
-    select = _selector(union.keys)
+    select = selector(union.keys)
     if branches.refinements:
         select = _refined(select, branches.refinements)
     for index, item in enumerate(items):
@@ -214,10 +232,71 @@ def first_invalid_item(api: str, schema_key: str, items: list[Any]) -> int | Non
     return None
 
 
+EXPLAINED_FAILURES_MAX = 1_000
+"""Failing items of one array (or members of one object) an explanation counts exactly; past one more, it stops."""
+
+
+def _first_failures(children: Iterable[Iterator[ValidationError]]) -> Iterator[ValidationError]:
+    """The errors of ``children`` (one iterator per item), until more than ``EXPLAINED_FAILURES_MAX`` items fail."""
+    failed = 0
+    for errors in children:
+        found = False
+        for error in errors:
+            found = True
+            yield error
+        if found:
+            failed += 1
+            if failed > EXPLAINED_FAILURES_MAX:
+                return
+
+
+@cache
+def _explaining_class() -> type[Validator]:
+    """Draft 2020-12, except that ``items`` and ``additionalProperties`` stop after the first failures,
+    and that members are walked in the body's own order.
+
+    Walking 100,000 wrong items in pure Python built 100,000 errors and took about a second and a
+    half, to report one of them. jsonschema walks ``properties`` in the schema's order and the
+    other members as a set: in the body's order, the first wrong member is the first in the
+    document, every time.
+    """
+    from jsonschema import Draft202012Validator, validators
+
+    plain_items = Draft202012Validator.VALIDATORS["items"]
+    plain_additional = Draft202012Validator.VALIDATORS["additionalProperties"]
+
+    def items(validator: Validator, each: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+        if each is False or not validator.is_type(instance, "array"):
+            yield from plain_items(validator, each, instance, schema)
+            return
+        start = len(schema.get("prefixItems", []))
+        yield from _first_failures(
+            validator.descend(instance[index], each, path=index) for index in range(start, len(instance))
+        )
+
+    def additional(validator: Validator, each: Any, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+        if not validator.is_type(each, "object") or not validator.is_type(instance, "object"):
+            yield from plain_additional(validator, each, instance, schema)
+            return
+        named, patterns = schema.get("properties", {}), list(schema.get("patternProperties", {}))
+        others = [key for key in instance if key not in named and not any(re.search(p, key) for p in patterns)]
+        yield from _first_failures(validator.descend(instance[key], each, path=key) for key in others)
+
+    def properties(
+        validator: Validator, named: Any, instance: Any, schema: dict[str, Any]
+    ) -> Iterator[ValidationError]:
+        if not validator.is_type(instance, "object"):
+            return
+        for key in [key for key in instance if key in named]:
+            yield from validator.descend(instance[key], named[key], path=key, schema_path=key)
+
+    return validators.extend(
+        Draft202012Validator, {"items": items, "additionalProperties": additional, "properties": properties}
+    )
+
+
 @cache
 def explainer(api: str, schema_key: str, item: bool = False) -> Validator:
     """The pure-Python validator used to explain why a body (or one batch item) failed."""
-    from jsonschema import Draft202012Validator
-
     schema = _item_schema(api, schema_key) if item else schema_for(api, schema_key)
-    return Draft202012Validator(schema)
+    return _explaining_class()(schema)

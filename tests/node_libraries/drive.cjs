@@ -118,11 +118,11 @@ async function track(cio) {
         cio_relationships: [{ identifiers: { id: '42' } }],
       },
       {
+        // No timestamp: the description gives a delivery event none (the server would warn it is ignored).
         type: 'delivery',
         action: 'event',
         identifiers: { id: 'dlv_1' },
         name: 'opened',
-        timestamp: WHEN,
         attributes: { device_token: 'device-token-1' },
       },
     ]),
