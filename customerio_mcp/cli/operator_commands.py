@@ -186,7 +186,7 @@ async def check_shared_pacing(url: str, out: TextIO, warnings: list[str]) -> Non
 
 async def check_audit(settings: Settings, out: TextIO, warnings: list[str]) -> None:
     """Where the audit trail goes, and whether it can be written there; calls go on either way."""
-    from customerio_mcp.serving.audit_sinks import FileSink, audit_sink
+    from customerio_mcp.serving.audit_sinks import audit_sink
 
     out.write("\nAudit trail (CUSTOMERIO_AUDIT)\n")
     try:
@@ -199,7 +199,7 @@ async def check_audit(settings: Settings, out: TextIO, warnings: list[str]) -> N
         out.write("  off: no call is recorded\n")
         return
     try:
-        problem = sink.problem() if isinstance(sink, FileSink) else await sink.problem()
+        problem = await sink.problem()
     finally:
         sink.close()
     bodies = " (with request bodies)" if settings.audit_bodies else ""

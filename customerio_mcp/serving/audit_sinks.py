@@ -79,7 +79,7 @@ class FileSink:
         finally:
             os.close(fd)
 
-    def problem(self) -> str | None:
+    async def problem(self) -> str | None:
         """Why records could not be written here, or None when they can (for ``check``; nothing is written)."""
         if self.path.exists():
             if self.path.is_dir():
