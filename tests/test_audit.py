@@ -262,20 +262,26 @@ async def test_redis_away_loses_records_not_calls_and_says_when_it_is_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
     port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    async with connect(settings_for(fake, audit="redis", redis_url=url)) as client:
-        for number in range(2):
-            assert not (
-                await client.call_tool("send_customer_event", {**EVENT, "customer_identifier": str(number)})
-            ).is_error
-        await eventually(lambda: bool(audit_warnings(caplog)))
+    settings = settings_for(fake, audit="redis", redis_url=f"redis://127.0.0.1:{port}/0")
+    async with connect(settings) as client:
+        assert not (await client.call_tool("send_customer_event", {**EVENT, "customer_identifier": "lost"})).is_error
+        await eventually(lambda: bool(audit_warnings(caplog)))  # its record could not be written: no Redis yet
         with redis_server(tmp_path, port):
-            assert not (await client.call_tool("send_customer_event", {**EVENT, "customer_identifier": "2"})).is_error
+            assert not (
+                await client.call_tool("send_customer_event", {**EVENT, "customer_identifier": "kept"})
+            ).is_error
             await eventually(lambda: any("writing to" in line for line in audit_lines(caplog)))
+            listed = audit_command(
+                server_env(None, CUSTOMERIO_AUDIT="redis", CUSTOMERIO_REDIS_URL=settings.redis_url.get_secret_value()),
+                "--json",
+            )
     [warning] = audit_warnings(caplog)
-    assert f"Redis stream customerio-mcp:audit at redis://127.0.0.1:{port} cannot be written" in warning
+    assert (
+        f"Redis stream customerio-mcp:audit at redis://127.0.0.1:{port} cannot be written (ConnectionError)" in warning
+    )
     [back] = [line for line in audit_lines(caplog) if "writing to" in line]
-    assert "2 record(s) were lost meanwhile" in back
+    assert back.endswith("again; 1 record(s) were lost meanwhile (1 this run)")
+    assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == ["/api/v1/customers/kept/events"]
 
 
 async def test_two_replicas_write_one_redis_stream_that_audit_reads(fake: FakeCustomerIO, redis: RedisProcess) -> None:

@@ -53,8 +53,8 @@ class Served:
     transport: str
     server: McpServer
     issuer: str
-    audit: Path
-    """The server's audit trail."""
+    audit: Path | None = None
+    """The server's audit trail, when the test reads it."""
 
     @property
     def endpoint(self) -> tuple[str, str]:
@@ -318,6 +318,7 @@ async def test_the_static_token_is_the_operators_and_is_not_narrowed(
 
 def audit_records_for(served: Served, *people: str, timeout: float = 10) -> list[dict[str, Any]]:
     """The audit records of calls naming ``people``, once there is one for each (the trail is written behind)."""
+    assert served.audit is not None
     deadline = time.monotonic() + timeout
     while True:
         lines = served.audit.read_text(encoding="utf-8").splitlines() if served.audit.exists() else []
