@@ -6,7 +6,7 @@
 # specification and stays the default here only for existing setups. For a new deployment add
 #   -e CUSTOMERIO_MCP_TRANSPORT=streamable-http
 # Limits (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS, _MAX_SESSIONS, _MAX_CONNECTIONS, _CLIENT_TIMEOUT, ...) apply to
-# both; see "Deploying remotely" in the README. More than ~4000 connections need --ulimit nofile=N:N.
+# both; see docs/deploying.md. More than ~4000 connections need --ulimit nofile=N:N.
 # The base image is pinned by version and digest. Dependencies come from uv.lock, exported for pip:
 #   uv lock && uv export --frozen --no-dev --no-emit-project --no-hashes --no-header --format requirements-txt \
 #     > requirements.lock

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="Ask a person (MCP elicitation) before a destructive call: auto (when the client can), "
         "required (refuse when it cannot), off.",
     )
+    confirm_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds a person has to answer a confirmation; then the call counts as declined, nothing sent.",
+    )
     mcp_state_keys: Annotated[list[SecretStr] | None, NoDecode] = Field(
         default=None,
         description="Secrets (32+ bytes each, comma-separated; the first seals) that seal confirmation state; "

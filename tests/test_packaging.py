@@ -1,4 +1,7 @@
-"""How people install and start it: the Dockerfile's steps replayed without Docker, and uvx."""
+"""How people install and start it: the Dockerfile's steps replayed without Docker.
+
+The README's own command, ``uvx`` from a checkout, is run by ``test_first_run.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import venv
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -270,20 +272,3 @@ def test_default_command_without_token_says_what_to_set(
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stderr
-
-
-def test_uvx_from_a_checkout(tmp_path: Path) -> None:
-    uvx = shutil.which("uvx", path=str(Path(sys.executable).parent)) or shutil.which("uvx")
-    assert uvx, "uv is a test dependency: pip install -e '.[test]'"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
-    env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
-    done = subprocess.run(
-        [uvx, "--from", str(ROOT), "customerio-mcp", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stdout

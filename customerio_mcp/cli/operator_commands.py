@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from customerio_mcp.cli.connection_diagnosis import diagnose
 from customerio_mcp.cli.setting_sources import SettingSources, variable_name
-from customerio_mcp.cli.startup_report import base_url_warnings
+from customerio_mcp.cli.startup_report import base_url_warnings, shared_state_problems
 from customerio_mcp.errors import CustomerIOMCPError
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.selection import enabled_tools, why_disabled
@@ -132,7 +132,7 @@ async def run_check(
 
     problems: list[str] = []
     warnings = base_url_warnings(settings, sources)
-    problems += serve_refusals or []
+    problems += [*(serve_refusals or []), *shared_state_problems(settings)]
     apis = {tool.api for tool in served}
     if not served:
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")

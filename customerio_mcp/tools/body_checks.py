@@ -309,7 +309,7 @@ def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) ->
 def _check_v2_operation(operation: dict[str, Any], where: str, size: int) -> None:
     identifiers = operation.get("identifiers")
     if operation.get("type") == "person" and isinstance(identifiers, dict):
-        for key in ("id", "email", "cio_id"):
+        for key in ("id", "email", "phone", "cio_id"):
             value = identifiers.get(key)
             if isinstance(value, str) and len(value) > PERSON_ID_MAX // 4:
                 check_path_parameter(f"{where}.identifiers.{key}", value, PERSON_ID_MAX)

@@ -170,13 +170,13 @@ class ToolRunner:
         if mode == "off":
             record.confirmation = "off"
             return None
-        question = question_for(tool, args, request)
+        question = question_for(tool, args, request, scope.client.workspace.described_for(tool.api))
         if question is None:
             return None
         answer = await scope.ask(question) if scope.ask is not None else "unavailable"
         if isinstance(answer, types.InputRequiredResult):
             return answer
-        error = refusal(tool, answer, mode)
+        error = refusal(tool, answer, mode, self._settings.confirm_timeout)
         if error is not None:
             raise error
         record.confirmation = "accepted" if answer == "accept" else "not asked"

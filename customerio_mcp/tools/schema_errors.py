@@ -3,7 +3,8 @@
 ``jsonschema``'s own messages echo whole values ("[... 5,000 items ...] is too long") and name the
 parent when a property is missing. Here every message names the exact field (the missing property
 itself), states the rule ("at most 1000 items"), shows at most ~100 characters of the value, and
-says what the branch the body selected needs ("is required for a person `event`"). Within a union
+says what the branch the body selected needs ("is required for a person `event`", "is required for a
+`User Suppressed` event" when the rule of a typed event failed). Within a union
 that no ``type``/``action`` selects (``identifiers``: one of id, email, cio_id) the error is
 reported in the branch the value came closest to.
 """
@@ -85,7 +86,38 @@ def explain(
             shapes.append(branch_schema["title"])
         error = max(closest, key=relevance)
     selected = _selected(instance, union) if at_union else None
-    return _input_error(error, where, union if at_union else None, selected, shapes)
+    phrase = f" {_branch_phrase(union, selected)}" if union is not None and selected is not None else ""
+    event = _selecting_event(validator.schema, list(error.absolute_schema_path))
+    if event is not None:
+        phrase = f" for a `{event}`" + ("" if event.endswith(" Event") else " event")
+    return _input_error(error, where, union if at_union else None, phrase, shapes)
+
+
+def _selecting_event(root: Any, schema_path: list[Any]) -> str | None:
+    """The event name of the rule whose ``then`` holds the failed keyword (``if event == "User Deleted"``), if any.
+
+    Customer.io's typed ``track`` events are such rules (``SEMANTIC_EVENTS`` in ``scripts/derive_schemas.py``).
+    The path is followed through the schema; it steps through a local ``$ref`` without naming it.
+    """
+    node, found = root, None
+    for part in [part for part in schema_path if part != "$ref"]:
+        while isinstance(node, dict) and part not in node and str(node.get("$ref", "")).startswith("#/"):
+            node = _local(root, node["$ref"])
+        if part == "then" and isinstance(node, dict):
+            selects = node.get("if", {}).get("properties", {})
+            if list(selects) == ["event"] and isinstance(selects["event"].get("const"), str):
+                found = selects["event"]["const"]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return found
+
+
+def _local(root: Any, ref: str) -> Any:
+    for step in ref.removeprefix("#/").split("/"):
+        root = root.get(step) if isinstance(root, dict) else None
+    return root
 
 
 def _selected(instance: Any, union: UnionInfo | None) -> tuple[str, ...] | None:
@@ -108,13 +140,13 @@ def _input_error(
     error: ValidationError,
     where: str,
     union: UnionInfo | None,
-    selected: tuple[str, ...] | None,
+    phrase: str,
     shapes: list[str],
 ) -> InputError:
+    """``phrase`` names the branch the body selected (" for a person `event` operation"), or is empty."""
     path = list(error.absolute_path)
     keyword, expected, value, schema = error.validator, error.validator_value, error.instance, error.schema
     field = location(where, path)
-    phrase = f" {_branch_phrase(union, selected)}" if union is not None and selected is not None else ""
     fix = "correct the value"
     custom = schema.get("errorMessage") if isinstance(schema, dict) else None
 
@@ -137,7 +169,7 @@ def _input_error(
         problem = f"is required{phrase}"
         fix = f"add `{missing}`" + (f" ({hint[0].lower()}{hint[1:].rstrip('.')})" if hint else "")
     elif custom:
-        problem = custom
+        problem = custom.replace("{got}", f"{json_type(value)} ({shown(value)})")
         fix = schema.get("errorFix", fix)
     elif keyword == "type":
         problem = f"must be {_types(expected)}, not {json_type(value)} ({shown(value)})"
