@@ -58,6 +58,11 @@ def test_dockerfile_has_what_a_container_needs() -> None:
     assert installs == ["pip install --no-deps -r requirements.lock", "pip install --no-deps ."]
     assert "EXPOSE" in keywords
     assert dict(instructions)["EXPOSE"] == "8000 8001"  # MCP, and the health port
+    # The audit trail goes to a volume, writable under --read-only, in a directory the image's user owns.
+    env = dict(pair.split("=", 1) for keyword, rest in instructions if keyword == "ENV" for pair in shlex.split(rest))
+    audit_directory = str(Path(env["CUSTOMERIO_AUDIT"].removeprefix("file:")).parent)
+    assert json.loads(dict(instructions)["VOLUME"]) == [audit_directory]
+    assert any(f"-o mcp -g mcp -m 0700 {audit_directory}" in rest for keyword, rest in instructions if keyword == "RUN")
     user = [rest for keyword, rest in instructions if keyword == "USER"]
     assert user
     assert user[-1] not in ("root", "0")
@@ -198,6 +203,8 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
     workdir = root / next(rest for keyword, rest in dockerfile_instructions() if keyword == "WORKDIR").lstrip("/")
     scratch = tmp_path / "tmpfs"  # what --tmpfs would give; HOME and TMPDIR point there
     scratch.mkdir()
+    volume = tmp_path / "volume"  # what Docker mounts on the image's VOLUME, the audit trail's directory
+    volume.mkdir()
     port = free_port()
     env = image_env(
         bin_dir,
@@ -209,6 +216,7 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
         CUSTOMERIO_TRACK_URL=fake.url,
         HOME=str(scratch),
         TMPDIR=str(scratch),
+        CUSTOMERIO_AUDIT=f"file:{volume / Path(dockerfile_env['CUSTOMERIO_AUDIT']).name}",
     )
     before = tree_state(root)
     with read_only(root):
@@ -223,6 +231,8 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
     assert not result.is_error, result.content[0].text
     assert code == 0, stderr
     assert tree_state(root) == before, "something wrote into the image's tree"
+    [record] = [json.loads(line) for line in (volume / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (record["tool"], record["outcome"]) == ("delete_customer", "applied")
 
 
 def test_the_image_over_stdio_as_its_registry_entry_starts_it(

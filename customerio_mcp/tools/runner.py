@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import mcp_types as types
 
-from customerio_mcp.customerio.api import ApiRequest
+from customerio_mcp.customerio.api import ApiRequest, ApiResponse
 from customerio_mcp.customerio.client import CustomerIOClient
 from customerio_mcp.errors import CustomerIOMCPError, DeliveryError, UnknownToolError
 from customerio_mcp.settings import Settings
@@ -54,15 +54,25 @@ from customerio_mcp.tools.table import TOOLS_BY_NAME, ToolSpec
 
 logger = logging.getLogger(__name__)
 
+Confirmation = Literal["accepted", "not asked", "off", "not destructive"]
+"""How a call was confirmed: a person accepted it; it destroys but nobody could be asked (``auto``);
+CUSTOMERIO_CONFIRM_DESTRUCTIVE=off (nothing is asked, whatever the call does); nothing in it destroys."""
+
 
 @dataclass
 class CallRecord:
-    """How far one call got, so that a call stopped at shutdown can still say what it sent."""
+    """How far one call got, so that a call stopped at shutdown can still say what it sent, and the audit
+    trail what happened."""
 
     tool: ToolSpec | None = None
     request: ApiRequest | None = None
     sending: bool = False
     """True from the moment the request may have left this process."""
+    confirmation: Confirmation = "not destructive"
+    response: ApiResponse | None = None
+    """Customer.io's answer to a call that succeeded."""
+    error: Exception | None = None
+    """What stopped a call that failed."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class CallScope:
     narrowing: Narrowing = EVERYTHING
     ask: Asker | None = None
     """Asks the person behind this request's client to confirm a destructive call; None: nobody to ask."""
+    principal: str = "stdio"
+    """Who sent the request, for the audit trail: an OAuth subject, "static token", "unauthenticated"."""
 
 
 _NARROWINGS_KEPT = 256
@@ -133,19 +145,21 @@ class ToolRunner:
             if self._settings.dry_run:
                 preview, missing = scope.client.preview(request), scope.client.missing_credentials(tool.api)
                 return dry_run_result(tool, preview, missing, checked.warnings)
-            confirmation = await self._confirm(tool, args, request, scope)
+            confirmation = await self._confirm(tool, args, request, scope, record)
             if confirmation is not None:
                 return confirmation
             record.sending = True
             try:
-                response = await scope.client.send(request)
+                response = record.response = await scope.client.send(request)
             except DeliveryError as error:
                 raise with_repeat_guidance(error, tool, request) from None
             return success_result(tool, request, response, checked.warnings)
         except CustomerIOMCPError as error:
+            record.error = error
             logger.info("%s failed: %s", clip(name), type(error).__name__)
             return failure_result(name, error)
-        except Exception:
+        except Exception as error:
+            record.error = error
             logger.exception("unexpected error in tool %s", clip(name))
             return failure_result(
                 name,
@@ -156,7 +170,7 @@ class ToolRunner:
             )
 
     async def _confirm(
-        self, tool: ToolSpec, args: dict[str, Any], request: ApiRequest, scope: CallScope
+        self, tool: ToolSpec, args: dict[str, Any], request: ApiRequest, scope: CallScope, record: CallRecord
     ) -> types.InputRequiredResult | None:
         """Ask before a destructive call (per CUSTOMERIO_CONFIRM_DESTRUCTIVE); raises when it must not be sent.
 
@@ -164,6 +178,7 @@ class ToolRunner:
         """
         mode = self._settings.confirm_destructive
         if mode == "off":
+            record.confirmation = "off"
             return None
         question = question_for(tool, args, request, scope.client.workspace.described_for(tool.api))
         if question is None:
@@ -174,6 +189,7 @@ class ToolRunner:
         error = refusal(tool, answer, mode, self._settings.confirm_timeout)
         if error is not None:
             raise error
+        record.confirmation = "accepted" if answer == "accept" else "not asked"
         logger.info("%s: destructive call %s", tool.name, "confirmed" if answer == "accept" else "not asked")
         return None
 
