@@ -135,7 +135,12 @@ def test_a_named_env_file_that_is_missing_stops_the_server(
 @pytest.mark.parametrize(
     ("args", "variables", "env_file", "said"),
     [
-        (["--toolsets", "trak"], {}, "", "invalid --toolsets trak: Input should be 'track' or 'pipelines', got 'trak'"),
+        (
+            ["--toolsets", "trak"],
+            {},
+            "",
+            "invalid --toolsets trak: Input should be 'track', 'pipelines' or 'verify', got 'trak'",
+        ),
         ([], {"CUSTOMERIO_TOOLSETS": "track,crm"}, "", "invalid CUSTOMERIO_TOOLSETS=track,crm (from the environment)"),
         ([], {}, "CUSTOMERIO_TIMEOUT=soon\n", "invalid CUSTOMERIO_TIMEOUT=soon (from .env): Input should be a valid"),
         (["--port", "0"], {}, "", "invalid --port 0: Input should be greater than or equal to 1"),

@@ -33,6 +33,9 @@ import mcp_types as types
 from pydantic_core import SchemaValidator, ValidationError, core_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from customerio_mcp.errors import BusyError
+from customerio_mcp.tools.results import failure_result
+
 CALL_QUEUE_SECONDS = 2.0
 """How long a call waits for a free slot before it is refused."""
 SLOT_HELD = "customerio_mcp.call_slot"
@@ -55,8 +58,9 @@ class ServerBusy(Exception):
             f"nothing was sent to Customer.io. Retry in {retry_after} s."
         )
 
-    def tool_result(self) -> types.CallToolResult:
-        return types.CallToolResult(content=[types.TextContent(type="text", text=str(self))], is_error=True)
+    def tool_result(self, name: str) -> types.CallToolResult:
+        """The refusal of tool ``name`` as an ``isError`` result, shaped like every other failure."""
+        return failure_result(name, BusyError(str(self), retry_after=self.retry_after, maybe_applied=False))
 
 
 class CallLimiter:
