@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from customerio_mcp.customerio.api import Endpoints
 from customerio_mcp.customerio.pacing import Pacing
@@ -402,3 +403,14 @@ def test_the_start_line_names_the_app_key_only_when_it_is_set(fake: FakeCustomer
     assert "28 of 28 tools" in keyed_line
     assert "credentials set: CUSTOMERIO_APP_API_KEY;" in keyed_line
     assert fake.app_key not in keyed
+
+
+def test_the_app_url_is_checked_like_the_other_base_urls(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must not contain a user name or password") as raised:
+        Settings(app_url="https://user:hunter2-secret@proxy.example.com")
+    assert "hunter2-secret" not in "".join(error["msg"] for error in raised.value.errors())
+    _, stderr = stdio_session(["--dry-run"], tmp_path, CUSTOMERIO_APP_URL="http://collector.example:8080")
+    assert (
+        "CUSTOMERIO_APP_URL=http://collector.example:8080 (from the environment) is not a Customer.io host: every App "
+        "API call, with its key, goes to collector.example:8080." in stderr
+    )
