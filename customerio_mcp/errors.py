@@ -6,6 +6,7 @@
     ├── InputError                     the call was refused locally; nothing was sent
     │   └── UnknownToolError
     ├── ConfigurationError             a credential or setting is missing; nothing was sent
+    ├── BusyError                      every call slot stayed taken; nothing was sent
     └── DeliveryError                  the request went (or may have gone) to Customer.io
         ├── TransportError             no HTTP answer: connection failed, timed out or dropped
         └── APIError                   Customer.io answered with an error status
@@ -49,7 +50,7 @@ class InputError(CustomerIOMCPError):
             f"`{field}` {problem.rstrip('.')}. Fix: {fix.rstrip('.')}. Nothing was sent to Customer.io.", **details
         )
         self.field = field
-        self.details = {"field": field, **details}
+        self.details = {"field": field, "problem": problem, "fix": fix, **details}
 
 
 class UnknownToolError(InputError):
@@ -60,6 +61,12 @@ class ConfigurationError(CustomerIOMCPError):
     """The server is missing configuration that only its operator can supply."""
 
     kind = "configuration"
+
+
+class BusyError(CustomerIOMCPError):
+    """The server refused the call before it started: too many calls under way. Nothing was sent."""
+
+    kind = "server_busy"
 
 
 class DeliveryError(CustomerIOMCPError):

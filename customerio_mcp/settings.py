@@ -17,7 +17,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Transport = Literal["stdio", "sse", "streamable-http"]
-Toolset = Literal["track", "pipelines"]
+Toolset = Literal["track", "pipelines", "verify"]
+VERIFY_TOOLSET = "verify"
+"""The App API reads: served when an App API key can be had, opt-in otherwise (see ``tools/selection.py``)."""
 AUDIT_CHOICES = ("file", "redis", "off")
 
 
@@ -47,6 +49,14 @@ class Settings(BaseSettings):
         default=None, description="Explicit Track API base URL, e.g. http://127.0.0.1:8080 (proxies, tests)."
     )
     pipelines_url: str | None = Field(default=None, description="Explicit Pipelines API base URL, ending in /v1.")
+    app_api_key: SecretStr | None = Field(
+        default=None,
+        description="App API key (a bearer token; a read-only service-account token works): serves the verify "
+        "toolset, which reads people, segments, activities and objects back.",
+    )
+    app_url: str | None = Field(
+        default=None, description="Explicit App API base URL, e.g. http://127.0.0.1:8080 (proxies, tests)."
+    )
     timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds allowed for one HTTP attempt.")
     max_retries: int = Field(default=3, ge=0, le=10, description="Retries after the first attempt.")
     retry_deadline: float = Field(default=60.0, gt=0, le=900, description="Seconds allowed for all attempts together.")
@@ -108,7 +118,9 @@ class Settings(BaseSettings):
 
     # -- what the model may do ----------------------------------------------------------------
     toolsets: Annotated[list[Toolset], NoDecode] = Field(
-        default=["track", "pipelines"], description="APIs whose tools are served, comma-separated."
+        default=["track", "pipelines"],
+        description="Toolsets served, comma-separated: track, pipelines, verify (by default track and pipelines, "
+        "and verify when CUSTOMERIO_APP_API_KEY is set).",
     )
     tools: Annotated[list[str] | None, NoDecode] = Field(
         default=None, description="Allow-list of tool names, comma-separated (default: all)."
@@ -219,7 +231,7 @@ class Settings(BaseSettings):
             return value
         return value.upper() if value.lower() in {"debug", "info", "warning", "error", "critical"} else value.lower()
 
-    @field_validator("track_url", "pipelines_url")
+    @field_validator("track_url", "pipelines_url", "app_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -230,7 +242,7 @@ class Settings(BaseSettings):
             # A password in the URL would travel to logs, `check` and dry-run previews; credentials have variables.
             raise ValueError(
                 "must not contain a user name or password (user:password@host); set the credentials in "
-                "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / CUSTOMERIO_PIPELINES_API_KEY"
+                "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / CUSTOMERIO_PIPELINES_API_KEY / CUSTOMERIO_APP_API_KEY"
             )
         return value.rstrip("/")
 
@@ -331,6 +343,11 @@ class Settings(BaseSettings):
     def effective_pipelines_key(self) -> SecretStr | None:
         """The Pipelines key, or the Track key as the seed integration falls back to."""
         return self.pipelines_api_key or self.api_key
+
+    @property
+    def toolsets_chosen(self) -> bool:
+        """Whether the operator named the toolsets (flag, variable or env file) rather than taking the default."""
+        return "toolsets" in self.model_fields_set
 
     @property
     def pipelines_key_is_fallback(self) -> bool:

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.client.session import ClientSession
 
 from customerio_mcp.customerio.delivery import RetryPolicy
 from customerio_mcp.serving.mcp_server import create_server
 from customerio_mcp.settings import Settings
 from tests.fake_customerio import FakeCustomerIO
+from tests.result_shapes import check_result
 
 FAST_RETRY = RetryPolicy(max_retries=3, deadline=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
@@ -39,6 +41,19 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def results_have_their_declared_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tools/call answer any test receives through the SDK's client matches the tools' output schema."""
+    original = ClientSession.call_tool
+
+    async def checked(self: ClientSession, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = await original(self, name, *args, **kwargs)
+        check_result(name, result)
+        return result
+
+    monkeypatch.setattr(ClientSession, "call_tool", checked)
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeCustomerIO]:
     with FakeCustomerIO() as server:
@@ -52,6 +67,7 @@ def settings_for(fake: FakeCustomerIO, **overrides: Any) -> Settings:
         "pipelines_api_key": fake.pipelines_key,
         "track_url": fake.url,
         "pipelines_url": fake.pipelines_url,
+        "app_url": fake.app_url,  # the App API key (the verify toolset) only where a test passes app_api_key
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,13 +1,15 @@
-"""A fake Customer.io over real loopback HTTP: both APIs, Basic auth, body validation, faults.
+"""A fake Customer.io over real loopback HTTP: its three APIs, their auth, body validation, faults.
 
 It answers on ``http://127.0.0.1:<port>`` (or ``https://`` with ``tls=``, for clients that insist,
-like Customer.io's ``customerio`` library) with the Track API at the root and the Pipelines API
-under ``/v1``, checks the credentials each API expects, validates bodies against the same request
-schemas the package ships (derived from Customer.io's OpenAPI descriptions), records every request
-exactly as it arrived (raw percent-encoded path included) and can be told to misbehave at the
-exact moment that matters: answer 429 with Retry-After or 5xx, answer slowly, drop the connection
-before reading the body (nothing was applied), after reading it (it may have been applied), or
-halfway through the answer (it was applied). ``Recorded.applied`` says which.
+like Customer.io's ``customerio`` library) with the Track API at the root, the Pipelines API under
+``/v1`` and the App API under ``/app`` (``fake_app_api.py``: the people, segments, activities and
+objects it reads, which accepted writes change), checks the credentials each API expects,
+validates bodies against the same request schemas the package ships (derived from Customer.io's
+OpenAPI descriptions), records every request exactly as it arrived (raw percent-encoded path
+included) and can be told to misbehave at the exact moment that matters: answer 429 with
+Retry-After or 5xx, answer slowly, drop the connection before reading the body (nothing was
+applied), after reading it (it may have been applied), or halfway through the answer (it was
+applied). ``Recorded.applied`` says which.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from customerio_mcp.tools.schemas import compiled
+from tests.fake_app_api import APP_PREFIX, AppData
 
 TRACK_ROUTES: list[tuple[str, str, str | None]] = [
     ("GET", "/api/v1/accounts/region", None),
@@ -90,12 +93,20 @@ class Account:
     api_key: str
     pipelines_key: str
     region: str = "us"
+    app_key: str = ""
+    """The App API bearer key (empty: this account has none)."""
 
     def track_auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.site_id}:{self.api_key}".encode()).decode()
 
     def pipelines_auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.pipelines_key}:".encode()).decode()
+
+    def app_auth(self) -> str:
+        return f"Bearer {self.app_key}" if self.app_key else ""
+
+    def auth_for(self, api: str) -> str:
+        return {"track": self.track_auth, "pipelines": self.pipelines_auth, "app": self.app_auth}[api]()
 
 
 @dataclass
@@ -123,11 +134,15 @@ class FakeCustomerIO:
         pipelines_key: str = "cdp-key-secret-xyz",
         region: str = "us",
         tls: ssl.SSLContext | None = None,
+        app_key: str = "app-key-secret-0a1b2c",
     ) -> None:
         self.site_id = site_id
         self.api_key = api_key
         self.pipelines_key = pipelines_key
         self.region = region
+        self.app_key = app_key
+        self.app = AppData()
+        """The people and objects the App API answers about."""
         self.environment_id = 4242
         self.requests: list[Recorded] = []
         self.rejections: list[str] = []
@@ -165,6 +180,10 @@ class FakeCustomerIO:
     def pipelines_url(self) -> str:
         return self.url + "/v1"
 
+    @property
+    def app_url(self) -> str:
+        return self.url + APP_PREFIX
+
     def start(self) -> FakeCustomerIO:
         self._thread.start()
         return self
@@ -184,6 +203,10 @@ class FakeCustomerIO:
     def fail(self, times: int = 1, **fault: Any) -> None:
         with self._lock:
             self._faults.extend(Fault(**fault) for _ in range(times))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def over_rate_limit(self) -> bool:
         if self.rate_limit is None:
@@ -215,15 +238,13 @@ class FakeCustomerIO:
         self.other_accounts.append(account)
 
     def accounts(self) -> list[Account]:
-        return [Account(self.site_id, self.api_key, self.pipelines_key, self.region), *self.other_accounts]
+        own = Account(self.site_id, self.api_key, self.pipelines_key, self.region, self.app_key)
+        return [own, *self.other_accounts]
 
     def account_of(self, entry: Recorded) -> Account | None:
         """The workspace whose credentials ``entry`` carried, or None."""
         given = entry.headers.get("authorization", "")
-        for account in self.accounts():
-            if given == (account.track_auth() if entry.api == "track" else account.pipelines_auth()):
-                return account
-        return None
+        return next((a for a in self.accounts() if given and given == a.auth_for(entry.api)), None)
 
     # -- helpers for tests ---------------------------------------------------------------------
 
@@ -241,6 +262,9 @@ class FakeCustomerIO:
 
     def expected_pipelines_auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.pipelines_key}:".encode()).decode()
+
+    def expected_app_auth(self) -> str:
+        return f"Bearer {self.app_key}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -319,7 +343,12 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer = fake.next_response.pop(route)
             self._answer(entry, status, answer)
             return
+        if api == "app":
+            status, answer = fake.app.answer(self.command, raw_path.removeprefix(APP_PREFIX), entry.query)
+            self._answer(entry, status, answer)
+            return
         status, answer = self._success(api, route)
+        fake.app.applied(api, route, raw_path, body)
         if fault is not None and fault.cut_response:
             entry.applied = True
             payload = json.dumps({**(answer or {}), "padding": "x" * 64}).encode()
@@ -346,6 +375,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _route(self, raw_path: str) -> tuple[str, str, str | None]:
+        if raw_path.startswith(APP_PREFIX + "/"):
+            return "app", raw_path.removeprefix(APP_PREFIX), None
         if raw_path.startswith("/v1/"):
             operation = raw_path.removeprefix("/v1/")
             if operation in PIPELINES_OPERATIONS:
@@ -358,10 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _account(self, api: str) -> Account | None:
         given = self.headers.get("Authorization", "")
-        for account in self.fake.accounts():
-            if given == (account.track_auth() if api == "track" else account.pipelines_auth()):
-                return account
-        return None
+        return next((a for a in self.fake.accounts() if given and given == a.auth_for(api)), None)
 
     def _authorised(self, api: str) -> bool:
         return self._account(api) is not None

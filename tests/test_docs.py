@@ -136,7 +136,7 @@ def test_no_command_calls_a_python_a_fresh_machine_lacks(document: Path) -> None
 
 
 def test_the_tools_table_is_the_tool_table_and_what_the_tools_command_prints() -> None:
-    rows = table_rows(section(DOCS / "tools.md", "the-24-tools"))
+    rows = table_rows(section(DOCS / "tools.md", "the-tools"))
     printed = io.StringIO()
     print_tools(Settings(), printed)
     listed = [re.split(r"\s{2,}", line) for line in printed.getvalue().splitlines()[2:]]

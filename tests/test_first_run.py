@@ -16,6 +16,7 @@ import pytest
 from customerio_mcp.cli.setting_sources import SettingSources
 from customerio_mcp.cli.startup_report import base_url_warnings
 from customerio_mcp.settings import Settings
+from customerio_mcp.tools.selection import enabled_tools
 from customerio_mcp.tools.table import TOOLS
 from tests.conftest import connect, settings_for
 from tests.documents import ROOT, readme_run_command
@@ -104,7 +105,8 @@ def test_the_readme_command_serves_a_dry_run_from_a_checkout(tmp_path: Path) -> 
     answered, stderr = stdio_session(args, ROOT, program=found, then=(call,), timeout=600, UV_CACHE_DIR=cache)
     answers = {answer["id"]: answer["result"] for answer in answered}
     assert answers[1]["serverInfo"]["name"] == "customerio-mcp"
-    assert len(answers[2]["tools"]) == len(TOOLS)
+    # Dry run needs no key: every tool a keyless dry run serves (the App API reads need --toolsets verify).
+    assert len(answers[2]["tools"]) == len(enabled_tools(Settings(dry_run=True))) == 24
     assert "DELETE https://track.customer.io/api/v1/customers/7" in answers[3]["content"][0]["text"]
     (line,) = info_lines(stderr)
     assert "dry run ON (nothing is sent to Customer.io)" in line
@@ -180,7 +182,12 @@ def test_a_named_env_file_that_is_missing_stops_the_server(
 @pytest.mark.parametrize(
     ("args", "variables", "env_file", "said"),
     [
-        (["--toolsets", "trak"], {}, "", "invalid --toolsets trak: Input should be 'track' or 'pipelines', got 'trak'"),
+        (
+            ["--toolsets", "trak"],
+            {},
+            "",
+            "invalid --toolsets trak: Input should be 'track', 'pipelines' or 'verify', got 'trak'",
+        ),
         ([], {"CUSTOMERIO_TOOLSETS": "track,crm"}, "", "invalid CUSTOMERIO_TOOLSETS=track,crm (from the environment)"),
         ([], {}, "CUSTOMERIO_TIMEOUT=soon\n", "invalid CUSTOMERIO_TIMEOUT=soon (from .env): Input should be a valid"),
         (["--port", "0"], {}, "", "invalid --port 0: Input should be greater than or equal to 1"),

@@ -20,8 +20,11 @@ from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, INITIALIZED, TOKEN, command, http_server, server_env
 from tests.test_http_transports import mcp_client
 
-ALL = {tool.name for tool in TOOLS}
+ALL = {tool.name for tool in TOOLS if tool.toolset != "verify"}
+"""The 24 writing tools: every one served by default, and all there is without an App API key."""
 PIPELINES = {tool.name for tool in TOOLS if tool.api == "pipelines"}
+VERIFY = {tool.name for tool in TOOLS if tool.toolset == "verify"}
+APP_KEY = "app-key-secret-0a1b2c"
 
 
 async def listed(settings: Settings) -> set[str]:
@@ -45,6 +48,15 @@ async def listed(settings: Settings) -> set[str]:
             {"CUSTOMERIO_DISABLE_DESTRUCTIVE": "1", "CUSTOMERIO_TOOLS": "delete_customer,manage_entity"},
             {"manage_entity"},
         ),
+        # The verify toolset joins the default toolsets with an App API key, and is never served without one,
+        ({"CUSTOMERIO_APP_API_KEY": APP_KEY}, ALL | VERIFY),
+        ({"CUSTOMERIO_APP_API_KEY": APP_KEY, "CUSTOMERIO_TOOLSETS": "verify"}, VERIFY),
+        ({"CUSTOMERIO_APP_API_KEY": APP_KEY, "CUSTOMERIO_TOOLSETS": "track,pipelines"}, ALL),
+        ({"CUSTOMERIO_TOOLSETS": "verify,track"}, ALL - PIPELINES),
+        ({"CUSTOMERIO_TOOLS": "get_person_attributes,delete_customer"}, {"delete_customer"}),
+        # except in a dry run that names it, which previews its requests without a key.
+        ({"CUSTOMERIO_TOOLSETS": "verify", "CUSTOMERIO_DRY_RUN": "true"}, VERIFY),
+        ({"CUSTOMERIO_DRY_RUN": "true"}, ALL),
     ],
 )
 async def test_environment_chooses_the_tools(
@@ -72,8 +84,12 @@ async def test_a_tool_that_is_not_enabled_cannot_be_called(fake: FakeCustomerIO)
     [
         (["--tools", "delete_customer,nope"], {}, "unknown tool(s) nope; valid tools: get_track_api_region"),
         ([], {"CUSTOMERIO_TOOLS": "nope"}, "unknown tool(s) nope; valid tools:"),
-        (["--toolsets", "track,crm"], {}, "invalid --toolsets track,crm: Input should be 'track' or 'pipelines'"),
-        ([], {"CUSTOMERIO_TOOLSETS": "crm"}, "'track' or 'pipelines'"),
+        (
+            ["--toolsets", "track,crm"],
+            {},
+            "invalid --toolsets track,crm: Input should be 'track', 'pipelines' or 'verify'",
+        ),
+        ([], {"CUSTOMERIO_TOOLSETS": "crm"}, "'track', 'pipelines' or 'verify'"),
     ],
 )
 def test_unknown_names_stop_the_server_at_start(args: list[str], variables: dict[str, str], words: str) -> None:
@@ -123,7 +139,10 @@ def untouchable() -> Any:
 
 async def test_dry_run_shows_the_request_and_sends_nothing(untouchable: FakeCustomerIO) -> None:
     settings = Settings(dry_run=True, region="auto")  # no credentials, no explicit URL, no lookup
-    urls = {"us": Endpoints(untouchable.url, untouchable.pipelines_url), "eu": Endpoints("http://eu", "http://eu/v1")}
+    urls = {
+        "us": Endpoints(untouchable.url, untouchable.pipelines_url, untouchable.app_url),
+        "eu": Endpoints("http://eu", "http://eu/v1", "http://eu/app"),
+    }
     async with connect(settings, region_urls=urls) as client:
         event = await client.call_tool(
             "send_customer_event", {"customer_identifier": "a/b", "request_body": {"name": "signed_up"}}
@@ -329,13 +348,15 @@ def test_tools_command_lists_every_tool() -> None:
     done = run_cli("tools", "--no-destructive", CUSTOMERIO_TOOLSETS="track")
     assert done.returncode == 0
     lines = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
-    assert set(lines) == ALL
+    assert set(lines) == ALL | VERIFY
     assert "POST /api/v1/customers/{identifier}/events" in lines["send_customer_event"]
     assert lines["send_customer_event"].rstrip().endswith("yes")
     assert "no: destructive tools are disabled" in lines["delete_customer"]
     assert "destructive, idempotent" in lines["delete_customer"]
     assert "no: the pipelines toolset is not enabled" in lines["track_user_event"]
     assert "read-only" in lines["get_track_api_region"]
+    assert "GET /v1/customers/{customer_id}/attributes" in lines["get_person_attributes"]
+    assert "no: the verify toolset is not enabled" in lines["get_person_attributes"]
 
 
 async def test_rate_limit_comes_from_the_environment(fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch) -> None:

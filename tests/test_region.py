@@ -28,7 +28,10 @@ def region_settings(fake: FakeCustomerIO, **values: object) -> Settings:
 
 
 def urls(us: FakeCustomerIO, eu: FakeCustomerIO) -> dict[str, Endpoints]:
-    return {"us": Endpoints(us.url, us.pipelines_url), "eu": Endpoints(eu.url, eu.pipelines_url)}
+    return {
+        "us": Endpoints(us.url, us.pipelines_url, us.app_url),
+        "eu": Endpoints(eu.url, eu.pipelines_url, eu.app_url),
+    }
 
 
 def lookups(fake: FakeCustomerIO) -> int:

@@ -13,6 +13,7 @@ from tests.fake_customerio import FakeCustomerIO
 
 PERSON = "user 1/x?y#z"
 PERSON_ENCODED = "user%201%2Fx%3Fy%23z"
+PHONE = "+14155552671"
 
 # tool, arguments, method, raw path, query, body sent (None: no body; "id"/"messageId" keys: generated)
 CASES: list[tuple[str, dict[str, Any], str, str, dict[str, list[str]], Any]] = [
@@ -234,6 +235,47 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, list[str]], Any]] = [
             ]
         },
     ),
+    # The verify toolset's App API reads (the fake serves the App API under /app).
+    (
+        "get_person_attributes",
+        {"person_identifier": PERSON},
+        "GET",
+        f"/app/v1/customers/{PERSON_ENCODED}/attributes",
+        {"id_type": ["id"]},
+        None,
+    ),
+    (
+        "get_person_attributes",
+        {"person_identifier": PHONE, "identifier_type": "phone"},
+        "GET",
+        "/app/v1/customers/%2B14155552671/attributes",  # Customer.io: URL-encode the leading + as %2B
+        {"id_type": ["phone"]},
+        None,
+    ),
+    (
+        "get_person_segments",
+        {"person_identifier": "a@example.com", "identifier_type": "email"},
+        "GET",
+        "/app/v1/customers/a%40example.com/segments",
+        {"id_type": ["email"]},
+        None,
+    ),
+    (
+        "get_person_activities",
+        {"person_identifier": PERSON, "activity_type": "event", "activity_name": "signed up", "limit": 5, "start": "0"},
+        "GET",
+        f"/app/v1/customers/{PERSON_ENCODED}/activities",
+        {"id_type": ["id"], "type": ["event"], "name": ["signed up"], "limit": ["5"], "start": ["0"]},
+        None,
+    ),
+    (
+        "get_object_attributes",
+        {"object_type_identifier": "1", "object_identifier": "acme/1"},
+        "GET",
+        "/app/v1/objects/1/acme%2F1/attributes",
+        {"id_type": ["object_id"]},
+        None,
+    ),
 ]
 
 
@@ -268,14 +310,20 @@ async def test_exact_request(
     query: dict[str, list[str]],
     body: Any,
 ) -> None:
-    result = await call(fake, tool, arguments)
+    fake.app.add_person(PERSON, email="a@example.com", phone=PHONE)  # what the verify tools read
+    fake.app.add_object("1", "acme/1", name="Acme")
+    result = await call(fake, tool, arguments, app_api_key=fake.app_key)
 
     assert not result.is_error, result.content[0].text
     sent = fake.only_request()
     assert (sent.method, sent.raw_path, sent.query) == (method, raw_path, query)
     assert _matches(sent.body, body), sent.body
-    api = "pipelines" if raw_path.startswith("/v1/") else "track"
-    expected_auth = fake.expected_pipelines_auth() if api == "pipelines" else fake.expected_track_auth()
+    api = {"/v1/": "pipelines", "/app/": "app"}.get(raw_path[: raw_path.find("/", 1) + 1], "track")
+    expected_auth = {
+        "track": fake.expected_track_auth(),
+        "pipelines": fake.expected_pipelines_auth(),
+        "app": fake.expected_app_auth(),
+    }[api]
     assert sent.headers["authorization"] == expected_auth
     assert sent.headers["user-agent"] == USER_AGENT
     if body is None:
@@ -289,7 +337,8 @@ async def test_exact_request(
     assert fake.rejections == []
     structured = result.structured_content
     assert structured["ok"] is True
-    assert (structured["method"], structured["path"], structured["api"]) == (method, raw_path.removeprefix("/v1"), api)
+    path = raw_path.removeprefix("/v1") if api == "pipelines" else raw_path.removeprefix("/app")
+    assert (structured["method"], structured["path"], structured["api"]) == (method, path, api)
     assert structured["attempts"] == 1
     # With explicit URLs the region is "custom"; the lookup reports the account's own region.
     assert structured["region"] == ("us" if tool == "get_track_api_region" else "custom")

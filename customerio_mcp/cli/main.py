@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="read settings from this file instead of .env in the working directory (also CUSTOMERIO_ENV_FILE)",
     )
-    parser.add_argument("--toolsets", help="comma-separated APIs whose tools are served: track, pipelines")
+    parser.add_argument(
+        "--toolsets",
+        help="comma-separated toolsets served: track, pipelines, verify (App API reads; needs CUSTOMERIO_APP_API_KEY)",
+    )
     parser.add_argument("--tools", help="comma-separated allow-list of tool names (see: customerio-mcp tools)")
     parser.add_argument(
         "--no-destructive",

@@ -2,10 +2,11 @@
 
 ``check`` prints the effective configuration (secrets only as set / not set) with where each
 value came from, the tools that would be served, then verifies the Track credentials with one
-region lookup and the Pipelines settings. It applies every rule ``serve`` applies, so exit 0 means
-the same command line serves and everything the enabled tools need is in place; otherwise it
-exits 1 with one line per problem saying what to set. Its verdict on Customer.io is one of
-valid, refused, unreachable, timeout or wrong region, and it never retries.
+region lookup, the Pipelines settings and, for the verify toolset, that an App API key is there.
+It applies every rule ``serve`` applies, so exit 0 means the same command line serves and
+everything the enabled tools need is in place; otherwise it exits 1 with one line per problem
+saying what to set. Its verdict on Customer.io is one of valid, refused, unreachable, timeout or
+wrong region, and it never retries.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from customerio_mcp.cli.connection_diagnosis import diagnose
 from customerio_mcp.cli.setting_sources import SettingSources, variable_name
 from customerio_mcp.cli.startup_report import base_url_warnings, shared_state_problems
 from customerio_mcp.errors import CustomerIOMCPError
-from customerio_mcp.settings import Settings
-from customerio_mcp.tools.selection import enabled_tools, why_disabled
+from customerio_mcp.settings import VERIFY_TOOLSET, Settings
+from customerio_mcp.tools.selection import enabled_tools, offered_tools, why_disabled
 from customerio_mcp.tools.table import TOOLS
 
 
@@ -128,7 +129,8 @@ async def run_check(
     write_table(rows, out)
 
     served = enabled_tools(settings)
-    out.write(f"\nTools served ({len(served)} of {len(TOOLS)}): {', '.join(t.name for t in served) or 'none'}\n")
+    offered = offered_tools(settings)
+    out.write(f"\nTools served ({len(served)} of {len(offered)}): {', '.join(t.name for t in served) or 'none'}\n")
 
     problems: list[str] = []
     warnings = base_url_warnings(settings, sources)
@@ -154,6 +156,18 @@ async def run_check(
         out.write("  " + from_requests)
     else:
         _check_pipelines(settings, out, problems, warnings)
+    if any(tool.toolset == VERIFY_TOOLSET for tool in offered):
+        out.write("\nApp API (verify toolset)\n")
+        if settings.credentials_from == "request":
+            out.write("  " + from_requests.replace("X-Customerio-*", "X-Customerio-App-Api-Key"))
+        elif settings.app_api_key is not None:
+            out.write("  API key: present (CUSTOMERIO_APP_API_KEY; Customer.io checks it on the first read)\n")
+        elif "app" not in apis:
+            out.write("  API key: not configured\n")
+            problems.append(
+                "CUSTOMERIO_TOOLSETS names verify but CUSTOMERIO_APP_API_KEY is not set: set it to an App API key "
+                "(Customer.io > Settings > API Credentials > App API keys; a read-only service-account token works)"
+            )
 
     if settings.redis_url is not None:
         await check_shared_pacing(settings.redis_url.get_secret_value(), out, warnings)

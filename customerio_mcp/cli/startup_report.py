@@ -15,11 +15,10 @@ from urllib.parse import urlsplit
 from customerio_mcp import __version__
 from customerio_mcp.cli.setting_sources import SettingSources, shown_text
 from customerio_mcp.settings import Settings
-from customerio_mcp.tools.selection import enabled_tools
-from customerio_mcp.tools.table import TOOLS
+from customerio_mcp.tools.selection import enabled_tools, offered_tools
 
 CUSTOMERIO_DOMAIN = "customer.io"
-BASE_URL_FIELDS = (("track_url", "Track"), ("pipelines_url", "Pipelines"))
+BASE_URL_FIELDS = (("track_url", "Track"), ("pipelines_url", "Pipelines"), ("app_url", "App"))
 
 
 def is_customerio_host(host: str) -> bool:
@@ -75,6 +74,8 @@ def credential_names(settings: Settings) -> tuple[list[str], list[str]]:
     if settings.mcp_transport != "stdio":
         candidates.append(("CUSTOMERIO_MCP_AUTH_TOKEN", settings.mcp_auth_token))
     present = [name for name, value in candidates if value]
+    if settings.app_api_key is not None:  # optional (the verify toolset): named when set, never as missing
+        present.append("CUSTOMERIO_APP_API_KEY")
     return present, [name for name, value in candidates if not value]
 
 
@@ -111,4 +112,4 @@ def announce(settings: Settings, sources: SettingSources) -> None:
     logger = logging.getLogger("customerio_mcp")
     for warning in base_url_warnings(settings, sources) + shared_state_problems(settings):
         logger.warning("%s", warning)
-    logger.info("%s", startup_line(settings, len(enabled_tools(settings)), len(TOOLS), sources))
+    logger.info("%s", startup_line(settings, len(enabled_tools(settings)), len(offered_tools(settings)), sources))

@@ -1,4 +1,7 @@
-"""What a request to Customer.io is: the two APIs, their base URLs per region, a prepared request, an answer.
+"""What a request to Customer.io is: the three APIs, their base URLs per region, a prepared request, an answer.
+
+Track and Data Pipelines take the writes; the App API (``api.customer.io``) answers the reads of the
+opt-in ``verify`` toolset.
 
 Plain data with no behaviour, so that the client, the error mapping and the tools layer can all
 speak of requests without importing one another.
@@ -10,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Api = Literal["track", "pipelines"]
+Api = Literal["track", "pipelines", "app"]
+APIS: tuple[Api, ...] = ("track", "pipelines", "app")
 Region = Literal["us", "eu"]
 
 
@@ -18,14 +22,15 @@ Region = Literal["us", "eu"]
 class Endpoints:
     track: str
     pipelines: str
+    app: str
 
     def for_api(self, api: Api) -> str:
-        return self.track if api == "track" else self.pipelines
+        return getattr(self, api)
 
 
 REGION_URLS: Mapping[Region, Endpoints] = {
-    "us": Endpoints("https://track.customer.io", "https://cdp.customer.io/v1"),
-    "eu": Endpoints("https://track-eu.customer.io", "https://cdp-eu.customer.io/v1"),
+    "us": Endpoints("https://track.customer.io", "https://cdp.customer.io/v1", "https://api.customer.io"),
+    "eu": Endpoints("https://track-eu.customer.io", "https://cdp-eu.customer.io/v1", "https://api-eu.customer.io"),
 }
 REGION_LOOKUP_PATH = "/api/v1/accounts/region"
 

@@ -19,6 +19,7 @@ import anyio
 import httpx2
 
 from customerio_mcp.customerio.api import (
+    APIS,
     REGION_LOOKUP_PATH,
     REGION_URLS,
     Api,
@@ -71,8 +72,12 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
+AUTH_SCHEMES: Mapping[Api, str] = {"track": "Basic", "pipelines": "Basic", "app": "Bearer"}
+"""Track and Pipelines take Basic auth; the App API a bearer key."""
+
+
 class CustomerIOClient:
-    """Sends prepared requests to the Track or Pipelines API of one workspace's region.
+    """Sends prepared requests to the Track, Pipelines or App API of one workspace's region.
 
     The workspace (keys and region) is the environment's unless one is given: with
     ``CUSTOMERIO_CREDENTIALS_FROM=request`` there is one client per workspace, all sharing the
@@ -97,7 +102,7 @@ class CustomerIOClient:
         self._detected: Region | None = None
         self._authorization: dict[Api, str] = {}
         pacing = pacing or Pacing(settings.rate_limit)
-        self._pacers = {api: pacing.pacer(api, self._workspace.budget_key(api)) for api in ("track", "pipelines")}
+        self._pacers = {api: pacing.pacer(api, self._workspace.budget_key(api)) for api in APIS}
         self._region_lock = anyio.Lock()
 
     @property
@@ -116,11 +121,11 @@ class CustomerIOClient:
     def secrets(self) -> tuple[str, ...]:
         """Every form a credential of this client can take on the wire: never let one back out."""
         s = self._settings
-        raw = [key.get_secret_value() for key in (s.api_key, s.pipelines_api_key) if key is not None]
+        raw = [key.get_secret_value() for key in (s.api_key, s.pipelines_api_key, s.app_api_key) if key is not None]
         if s.site_id and s.api_key is not None:
             raw.append(f"{s.site_id}:{s.api_key.get_secret_value()}")
-        for header in self._authorization.values():
-            raw += [header, header.removeprefix("Basic ")]
+        for api, header in self._authorization.items():
+            raw += [header, header.removeprefix(AUTH_SCHEMES[api] + " ")]
         return tuple(sorted({value for value in raw if len(value) >= 8}, key=len, reverse=True))
 
     def missing_credentials(self, api: Api) -> list[str]:
@@ -143,6 +148,15 @@ class CustomerIOClient:
                     missing=missing,
                 )
             return _basic(str(w.site_id), w.api_key.get_secret_value() if w.api_key else "")
+        if api == "app":
+            if w.app_api_key is None:
+                raise ConfigurationError(
+                    f"The App API key is not configured: set {names.app_api_key} {names.where} (Customer.io > "
+                    "Settings > API Credentials > App API keys; a read-only service-account token works)"
+                    f"{names.then}. Nothing was sent.",
+                    missing=[names.app_api_key],
+                )
+            return "Bearer " + w.app_api_key.get_secret_value()
         key = w.effective_pipelines_key
         if key is None:
             raise ConfigurationError(
@@ -155,7 +169,8 @@ class CustomerIOClient:
     # -- region --------------------------------------------------------------------------------
 
     def explicit_base(self, api: Api) -> str | None:
-        return self._settings.track_url if api == "track" else self._settings.pipelines_url
+        url: str | None = getattr(self._settings, f"{api}_url")  # track_url, pipelines_url, app_url
+        return url
 
     def configured_base(self, api: Api) -> tuple[str, str] | None:
         """Base URL and region label known without asking Customer.io, or None when a lookup decides."""
@@ -189,8 +204,8 @@ class CustomerIOClient:
         async with self._region_lock:
             if self._detected is not None:
                 return self._detected
-            if api == "pipelines" and self._workspace.missing_track_credentials():
-                logger.info("no Track credentials for the region lookup; Pipelines calls use the US region")
+            if api != "track" and self._workspace.missing_track_credentials():
+                logger.info("no Track credentials for the region lookup; %s API calls use the US region", api)
                 return "us"
             answer = await self.lookup_region()
             if answer.region not in self._region_urls:
@@ -282,5 +297,5 @@ class CustomerIOClient:
         if request.api == "track" and request.path == REGION_LOOKUP_PATH:
             base = self.lookup_base()
         url = httpx2.URL(base + request.path, params=dict(request.query) if request.query else None)
-        headers = {**DEFAULT_HEADERS, **_request_headers(request, "Basic [redacted]")}
+        headers = {**DEFAULT_HEADERS, **_request_headers(request, f"{AUTH_SCHEMES[request.api]} [redacted]")}
         return {"method": request.method, "url": str(url), "headers": headers, "body": request.body, "region": region}

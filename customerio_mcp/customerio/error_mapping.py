@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from customerio_mcp.settings import Settings
 
 MAX_ERROR_TEXT = 2_000
+ALLOWED_RATE: dict[Api, int] = {"track": 100, "pipelines": 100, "app": 10}
+"""Requests per second Customer.io asks for, per workspace: its App API answers 429 beyond 10."""
 MAYBE_APPLIED = " Customer.io may or may not have applied it."
 NOT_APPLIED = " Customer.io did not apply it."
 _UNDELIVERED = {
@@ -42,7 +44,7 @@ _UNDELIVERED = {
 }
 _UNDELIVERED_FIX = {
     "refused": "Check the network and the base URL settings (CUSTOMERIO_TRACK_URL / CUSTOMERIO_PIPELINES_URL / "
-    "CUSTOMERIO_REGION), then try again.",
+    "CUSTOMERIO_APP_URL / CUSTOMERIO_REGION), then try again.",
     "overloaded": "Retry in a few seconds, or send fewer calls at once.",
     "deadline": "Try again later, or raise CUSTOMERIO_RETRY_DEADLINE.",
     "timeout": "Try again later.",
@@ -86,7 +88,8 @@ def status_error(
     if status == 429:
         return RateLimitedError(
             f"Customer.io is rate limiting {where} (429) after {attempts} attempts. Wait a minute and "
-            "try again, or send fewer requests (Customer.io allows about 100 requests per second).",
+            f"try again, or send fewer requests (Customer.io allows about {ALLOWED_RATE[request.api]} requests per "
+            "second).",
             **common,
         )
     if status >= 500 or status == 408:
@@ -121,6 +124,12 @@ def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:
         if region == "auto"
         else f"{names.region_is(region)}: an account in the other region answers {status} here"
     )
+    if api == "app":
+        return (
+            f"Customer.io refused the App API key ({status}) for {where}. Check {names.app_api_key} (an App API "
+            f"key or a service-account token, from Settings > API Credentials > App API keys, allowed to read "
+            f"people and objects) and the region ({region_hint})."
+        )
     if api == "track":
         return (
             f"Customer.io refused the Track API credentials ({status}) for {where}. Check "

@@ -1,11 +1,12 @@
 """Pacing: each API's request budget per workspace (``CUSTOMERIO_RATE_LIMIT`` per second), waited for.
 
-Customer.io asks for about 100 requests per second per workspace. A call over budget waits for
-room; it is never refused. With one process the budget lives in that process (``aiolimiter``, a
-leaky bucket with a tenth of a second of burst). With ``CUSTOMERIO_REDIS_URL`` every replica
-draws from one budget kept in Redis by ``limits`` (its moving-window strategy, run atomically by
-Redis as a Lua script: never more than the rate in any trailing second), so that N replicas send
-the rate Customer.io asks for, not N times it.
+Customer.io asks for about 100 requests per second per workspace to Track and Pipelines, and
+answers 429 beyond 10 per second on its App API, whose budget is the smaller of the two
+(``API_RATE_CAPS``). A call over budget waits for room; it is never refused. With one process the
+budget lives in that process (``aiolimiter``, a leaky bucket with a tenth of a second of burst).
+With ``CUSTOMERIO_REDIS_URL`` every replica draws from one budget kept in Redis by ``limits`` (its
+moving-window strategy, run atomically by Redis as a Lua script: never more than the rate in any
+trailing second), so that N replicas send the rate Customer.io asks for, not N times it.
 
 Redis is an optimisation that must never fail a call: when it cannot be reached, pacing falls
 back to the per-process budget with one WARNING, and Redis is tried again a few seconds later.
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PACER_CACHE_SIZE = 4096
+API_RATE_CAPS: dict[Api, float] = {"app": 10.0}
+"""Requests per second an API allows whatever ``CUSTOMERIO_RATE_LIMIT`` says."""
 PACER_IDLE_SECONDS = 900.0
 """A budget nobody drew from for this long is forgotten (a new one starts full)."""
 
@@ -61,7 +64,7 @@ class Pacing:
             # Imported only when used: the Redis client adds a quarter of a second to every start.
             from customerio_mcp.customerio.shared_pacing import RedisBudgets
 
-            self._budgets = RedisBudgets(redis_url, rate)
+            self._budgets = RedisBudgets(redis_url)
             logger.info("pacing is shared across replicas through Redis at %s", self._budgets.shown_url)
         self._pacers: TTLCache[tuple[Api, str], Pacer] = TTLCache(PACER_CACHE_SIZE, PACER_IDLE_SECONDS)
 
@@ -77,8 +80,12 @@ class Pacing:
         key = (api, budget_key)
         found = self._pacers.get(key)
         if found is None:
-            local = LocalPacer(self._rate)
-            found = local if self._budgets is None else self._budgets.pacer(("pace", api, budget_key), local.acquire)
+            rate = min(self._rate, API_RATE_CAPS.get(api, self._rate))
+            local = LocalPacer(rate)
+            if self._budgets is None:
+                found = local
+            else:
+                found = self._budgets.pacer(("pace", api, budget_key), rate, local.acquire)
         self._pacers[key] = found  # (re)inserted: the idle clock starts again
         return found
 

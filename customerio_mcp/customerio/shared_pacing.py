@@ -68,7 +68,7 @@ def redis_rate_item(rate: float) -> RateLimitItem:
 class RedisBudgets:
     """The process's connection to the shared budgets in Redis, and whether Redis is usable right now."""
 
-    def __init__(self, url: str, rate: float) -> None:
+    def __init__(self, url: str) -> None:
         self._shown = shown_redis_url(url)
         # Our own pool, so that shutdown can close its connections (``limits`` has no close).
         self._pool = coredis.ConnectionPool.from_url(
@@ -82,7 +82,6 @@ class RedisBudgets:
             connection_pool=self._pool,
         )
         self._limiter = MovingWindowRateLimiter(storage)
-        self._item = redis_rate_item(rate)
         self._retry_at = 0.0
         self._unreachable = False
 
@@ -95,10 +94,11 @@ class RedisBudgets:
         """False for a few seconds after a failure, while calls pace in the process."""
         return time.monotonic() >= self._retry_at
 
-    async def wait_for_room(self, *identifiers: str) -> None:
-        """Take one request from the shared budget, waiting while it is spent; raises on a Redis failure."""
-        while not await self._limiter.hit(self._item, *identifiers):
-            stats = await self._limiter.get_window_stats(self._item, *identifiers)
+    async def wait_for_room(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> None:
+        """Take one request from the shared budget at ``item``'s rate, waiting while it is spent; raises on a
+        Redis failure."""
+        while not await self._limiter.hit(item, *identifiers):
+            stats = await self._limiter.get_window_stats(item, *identifiers)
             room_in = stats.reset_time - time.time()
             # Jitter spreads the waiters of every replica, so that they do not all ask Redis at once.
             await anyio.sleep(min(LONGEST_SLEEP, max(0.001, room_in)) + random.uniform(0, 0.005))  # noqa: S311
@@ -118,9 +118,10 @@ class RedisBudgets:
                 type(error).__name__,
             )
 
-    def pacer(self, identifiers: tuple[str, ...], fallback: Callable[[], Awaitable[None]]) -> SharedPacer:
-        """The pacer of the budget named by ``identifiers``; ``fallback`` paces while Redis is away."""
-        return SharedPacer(self, identifiers, fallback)
+    def pacer(self, identifiers: tuple[str, ...], rate: float, fallback: Callable[[], Awaitable[None]]) -> SharedPacer:
+        """The pacer of the budget named by ``identifiers``, at ``rate`` per second; ``fallback`` paces while Redis
+        is away."""
+        return SharedPacer(self, identifiers, redis_rate_item(rate), fallback)
 
     def close(self) -> None:
         self._pool.disconnect()
@@ -130,16 +131,21 @@ class SharedPacer:
     """One API's budget for one workspace, shared by every replica through Redis; local while Redis is away."""
 
     def __init__(
-        self, budgets: RedisBudgets, identifiers: tuple[str, ...], fallback: Callable[[], Awaitable[None]]
+        self,
+        budgets: RedisBudgets,
+        identifiers: tuple[str, ...],
+        item: RateLimitItem,
+        fallback: Callable[[], Awaitable[None]],
     ) -> None:
         self._budgets = budgets
         self._identifiers = identifiers
+        self._item = item
         self._fallback = fallback
 
     async def acquire(self) -> None:
         if self._budgets.usable:
             try:
-                await self._budgets.wait_for_room(*self._identifiers)
+                await self._budgets.wait_for_room(self._item, self._identifiers)
                 return
             except _REDIS_ERRORS as error:
                 self._budgets.failed(error)

@@ -33,6 +33,7 @@ class CredentialNames:
     site_id: str
     api_key: str
     pipelines_api_key: str
+    app_api_key: str
     region: str
     where: str
     """Where to set them, completing 'set X ...'."""
@@ -49,6 +50,7 @@ ENVIRONMENT_NAMES = CredentialNames(
     site_id="CUSTOMERIO_SITE_ID",
     api_key="CUSTOMERIO_API_KEY",
     pipelines_api_key="CUSTOMERIO_PIPELINES_API_KEY",
+    app_api_key="CUSTOMERIO_APP_API_KEY",
     region="CUSTOMERIO_REGION",
     where="in the server's environment",
     then=" and restart the server",
@@ -58,6 +60,7 @@ HEADER_NAMES = CredentialNames(
     site_id="X-Customerio-Site-Id",
     api_key="X-Customerio-Api-Key",
     pipelines_api_key="X-Customerio-Pipelines-Api-Key",
+    app_api_key="X-Customerio-App-Api-Key",
     region="X-Customerio-Region",
     where="as headers of this client's HTTP requests",
     then="",
@@ -86,11 +89,19 @@ class Workspace:
     pipelines_api_key: SecretStr | None = field(default=None, repr=False)
     region: RegionChoice = "auto"
     names: CredentialNames = ENVIRONMENT_NAMES
+    app_api_key: SecretStr | None = field(default=None, repr=False)
+    """The App API bearer key of the verify toolset's reads."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workspace:
         """The workspace of ``CUSTOMERIO_CREDENTIALS_FROM=environment``: the process's own keys."""
-        return cls(settings.site_id, settings.api_key, settings.pipelines_api_key, settings.region)
+        return cls(
+            settings.site_id,
+            settings.api_key,
+            settings.pipelines_api_key,
+            settings.region,
+            app_api_key=settings.app_api_key,
+        )
 
     def missing_track_credentials(self) -> list[str]:
         """The names still to set for the Track API, in the order a person would set them."""
@@ -125,6 +136,7 @@ class Workspace:
             _secret(self.api_key),
             _secret(self.pipelines_api_key),
             self.region,
+            _secret(self.app_api_key),
         )
 
     def budget_key(self, api: Api) -> str:
@@ -134,6 +146,8 @@ class Workspace:
         """
         if api == "track":
             return _digest("track", self.site_id, _secret(self.api_key))
+        if api == "app":
+            return _digest("app", _secret(self.app_api_key))
         return _digest("pipelines", _secret(self.effective_pipelines_key))
 
     def applied_to(self, settings: Settings) -> Settings:
@@ -149,6 +163,7 @@ class Workspace:
                 "site_id": self.site_id,
                 "api_key": self.api_key,
                 "pipelines_api_key": self.pipelines_api_key,
+                "app_api_key": self.app_api_key,
                 "region": self.region,
             }
         )

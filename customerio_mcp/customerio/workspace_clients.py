@@ -36,6 +36,7 @@ def keyless_workspace(settings: Settings) -> Workspace:
             ("CUSTOMERIO_SITE_ID", settings.site_id),
             ("CUSTOMERIO_API_KEY", settings.api_key),
             ("CUSTOMERIO_PIPELINES_API_KEY", settings.pipelines_api_key),
+            ("CUSTOMERIO_APP_API_KEY", settings.app_api_key),
         )
         if value
     ]

@@ -36,7 +36,7 @@ import anyio
 from pydantic_core import SchemaValidator, ValidationError, core_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from customerio_mcp.errors import CustomerIOMCPError
+from customerio_mcp.errors import BusyError
 
 CALL_QUEUE_SECONDS = 2.0
 """How long a call waits for a free slot before it is refused."""
@@ -49,16 +49,15 @@ _SMOOTHING = 0.2
 _RETRY_AFTER_MAX = 60
 
 
-class ServerBusy(CustomerIOMCPError):
+class ServerBusy(BusyError):
     """Every call slot stayed taken for the whole queueing time, or too many calls were already waiting."""
-
-    kind = "server_busy"
 
     def __init__(self, max_calls: int, retry_after: int) -> None:
         super().__init__(
             f"server busy: {max_calls} tool calls are already under way (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS); "
             f"nothing was sent to Customer.io. Retry in {retry_after} s.",
             retry_after=retry_after,
+            maybe_applied=False,
         )
         self.max_calls = max_calls
         self.retry_after = retry_after

@@ -3,11 +3,12 @@
 Two families of headers, read on every ``tools/list`` and ``tools/call`` over HTTP:
 
 - Workspace keys, with ``CUSTOMERIO_CREDENTIALS_FROM=request``: ``X-Customerio-Site-Id``,
-  ``X-Customerio-Api-Key``, ``X-Customerio-Pipelines-Api-Key`` and optionally
-  ``X-Customerio-Region`` (``us``/``eu``; without it, ``CUSTOMERIO_REGION``). A missing key is
-  not an error here: the call that needs it says which header to set, exactly as a missing
-  variable does. A server that takes its keys from the environment refuses requests that carry
-  keys, rather than silently writing their data to its own workspace.
+  ``X-Customerio-Api-Key``, ``X-Customerio-Pipelines-Api-Key``, ``X-Customerio-App-Api-Key`` and
+  optionally ``X-Customerio-Region`` (``us``/``eu``; without it, ``CUSTOMERIO_REGION``). A missing
+  key is not an error here: the call that needs it says which header to set, exactly as a missing
+  variable does; a request without an App API key is not served the verify toolset. A server that
+  takes its keys from the environment refuses requests that carry keys, rather than silently
+  writing their data to its own workspace.
 - Narrowing, which can only take away from what the operator's settings allow (the names GitHub's
   MCP server uses for the same job): ``X-MCP-Toolsets: pipelines``, ``X-MCP-Tools: a,b``,
   ``X-MCP-No-Destructive: true``.
@@ -41,8 +42,15 @@ if TYPE_CHECKING:
 TOOLSETS_HEADER = "X-MCP-Toolsets"
 TOOLS_HEADER = "X-MCP-Tools"
 NO_DESTRUCTIVE_HEADER = "X-MCP-No-Destructive"
-CREDENTIAL_HEADERS = (HEADER_NAMES.site_id, HEADER_NAMES.api_key, HEADER_NAMES.pipelines_api_key, HEADER_NAMES.region)
-VALID_TOOLSETS = ("track", "pipelines")
+CREDENTIAL_HEADERS = (
+    HEADER_NAMES.site_id,
+    HEADER_NAMES.api_key,
+    HEADER_NAMES.pipelines_api_key,
+    HEADER_NAMES.app_api_key,
+    HEADER_NAMES.region,
+)
+VALID_TOOLSETS = ("track", "pipelines", "verify")
+WITHOUT_APP_API_KEY = Narrowing(no_app_api_key=True)
 MAX_SHOWN = 100
 """Longest piece of a header value quoted back in an error."""
 
@@ -55,7 +63,10 @@ def scope_from_headers(headers: Headers, workspaces: WorkspaceClients | None, sc
     narrowing = scope.narrowing.combined_with(narrowing_from_headers(headers))
     client = scope.client
     if workspaces is not None:
-        client = workspaces.client_for(workspace_from_headers(headers, workspaces.default_region))
+        workspace = workspace_from_headers(headers, workspaces.default_region)
+        client = workspaces.client_for(workspace)
+        if workspace.app_api_key is None:
+            narrowing = narrowing.combined_with(WITHOUT_APP_API_KEY)
     elif any(name in headers for name in CREDENTIAL_HEADERS):
         raise _refuse(
             "This server uses the Customer.io keys of its own environment (CUSTOMERIO_CREDENTIALS_FROM=environment) "
@@ -79,6 +90,7 @@ def workspace_from_headers(headers: Headers, default_region: RegionChoice) -> Wo
         pipelines_api_key=_secret(_value(headers, HEADER_NAMES.pipelines_api_key)),
         region=region,
         names=HEADER_NAMES,
+        app_api_key=_secret(_value(headers, HEADER_NAMES.app_api_key)),
     )
 
 

@@ -17,7 +17,7 @@ from customerio_mcp.text_safety import shown
 from customerio_mcp.tools.body_checks import PATH_PARAMETER_MAX, PERSON_ID_MAX, check_path_parameter
 from customerio_mcp.tools.definitions import MODES
 from customerio_mcp.tools.schema_errors import json_type
-from customerio_mcp.tools.table import PathParam, ToolSpec
+from customerio_mcp.tools.table import PathParam, QueryParam, ToolSpec
 
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
@@ -69,6 +69,22 @@ def parse_flag(field: str, value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
     raise InputError(field, f"must be a boolean, got {shown(value)}", "pass true or false")
+
+
+def query_value(param: QueryParam, value: Any) -> str | None:
+    """The text of one query parameter, checked, or None when it is left out; raises InputError naming it."""
+    if value is None:
+        value = param.default
+        if value is None:
+            return None
+    if param.kind == "choice":
+        return choice(param.name, value, param.choices)
+    if param.kind == "integer":
+        number = _positive_integer(param.name, value)
+        if param.maximum is not None and int(number) > param.maximum:
+            raise InputError(param.name, f"is {number}, above {param.maximum}", f"pass at most {param.maximum}")
+        return number
+    return path_value(PathParam(param.name, param.key, param.description), value)
 
 
 def encode_segment(value: str) -> str:

@@ -1,9 +1,11 @@
 """What a tool call answers: the shapes of success, dry run, schema, and failure results.
 
 Every result has a one-line (or short) text a model reads first and structured content a program
-can rely on. Failures are ``isError`` results whose text is the error's own message. A success or
-dry run whose body holds fields Customer.io ignores carries ``warnings`` (each a ``field``, its
-``problem`` and the ``fix``), and the text says so in one sentence.
+can rely on, whose shape ``result_schema.RESULT_SCHEMA`` states. Failures are ``isError`` results
+whose text is the error's own message. A success or dry run whose body holds fields Customer.io
+ignores carries ``warnings`` (each a ``field``, its ``problem`` and the ``fix``), and the text says so
+in one sentence. What a verify tool reads back is Customer.io's data, text someone else wrote: it
+comes cut, neutralised and marked as data (``untrusted_data.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from customerio_mcp.tools.dedupe_keys import sent_ids
 from customerio_mcp.tools.ignored_fields import NOTHING_IGNORED, IgnoredFields
 from customerio_mcp.tools.schemas import body_schema
 from customerio_mcp.tools.table import ToolSpec
+from customerio_mcp.tools.untrusted_data import DATA_MARKER, safe_data
 
 MAX_TEXT_RESPONSE = 4_000
+MAX_TEXT_DATA = 40_000
+"""Characters of a read's data repeated in its text (the data itself is bounded; this bounds its JSON)."""
 
 
 def schema_result(tool: ToolSpec) -> types.CallToolResult:
@@ -35,7 +40,13 @@ def schema_result(tool: ToolSpec) -> types.CallToolResult:
         content=[
             types.TextContent(type="text", text=note + "\n" + json.dumps(body_schema(tool), separators=(",", ":")))
         ],
-        structured_content={"tool": tool.name, "method": tool.method, "path": tool.path},
+        structured_content={
+            "ok": True,
+            "mode": "get_request_schema",
+            "tool": tool.name,
+            "method": tool.method,
+            "path": tool.path,
+        },
     )
 
 
@@ -50,7 +61,6 @@ def success_result(
         "path": request.path,
         "region": response.region,
         "attempts": response.attempts,
-        "response": response.body,
     }
     if request.query:
         shaped["query"] = dict(request.query)
@@ -60,16 +70,30 @@ def success_result(
     if warnings:
         shaped["warnings"] = warnings.as_list()
     tries = f"{response.attempts} attempt{'s' if response.attempts != 1 else ''}"
-    body_text = json.dumps(response.body, ensure_ascii=False)
-    if len(body_text) > MAX_TEXT_RESPONSE:
-        body_text = body_text[:MAX_TEXT_RESPONSE] + "… (truncated; see structured content)"
-    text = (
-        f"Done: {request.method} {request.path} -> {response.status} ({tool.api} API, region {response.region}, "
-        f"{tries}). Response: {body_text}"
-    )
+    if tool.reads_data:
+        data = safe_data(response.body)
+        shaped["data_from_customerio"] = data.value
+        if data.cut:
+            shaped["data_cut"] = True
+        text = (
+            f"{DATA_MARKER} the answer to {request.method} {request.path} ({response.status}; {tool.api} API, region "
+            f"{response.region}, {tries}){'; long values were cut' if data.cut else ''}:\n"
+            + _excerpt(data.value, MAX_TEXT_DATA)
+        )
+    else:
+        shaped["response"] = response.body
+        text = (
+            f"Done: {request.method} {request.path} -> {response.status} ({tool.api} API, region {response.region}, "
+            f"{tries}). Response: {_excerpt(response.body, MAX_TEXT_RESPONSE)}"
+        )
     if warnings:
         text += "\n" + warnings.sentence()
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
+
+
+def _excerpt(value: Any, limit: int) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "… (truncated; see structured content)"
 
 
 def dry_run_result(

@@ -24,11 +24,11 @@ from customerio_mcp.settings import Settings
 from customerio_mcp.text_safety import clip, shown
 from customerio_mcp.tools.arguments import (
     check_arguments,
-    choice,
     encode_segment,
     mode_of,
     parse_flag,
     path_value,
+    query_value,
 )
 from customerio_mcp.tools.body_checks import is_large, parse_body, prepare_body
 from customerio_mcp.tools.confirmation import Asker, question_for, refusal
@@ -214,7 +214,7 @@ class ToolRunner:
         path = tool.path
         for param in tool.path_params:
             path = path.replace("{" + param.segment + "}", encode_segment(path_value(param, args.get(param.name))))
-        query = {q.key: choice(q.name, args.get(q.name, q.default), q.choices) for q in tool.query_params}
+        query = {q.key: v for q in tool.query_params if (v := query_value(q, args.get(q.name))) is not None}
         headers: dict[str, str] = {}
         if tool.strict_param is not None:
             given = args.get(tool.strict_param)

@@ -2,9 +2,16 @@
 
 Operators choose with ``--toolsets`` / ``--tools`` and ``--no-destructive``; one request can only
 narrow that choice further (a ``Narrowing``: an OAuth token without the destructive scope,
-``X-MCP-*`` headers), never widen it. A tool that is not enabled is neither listed nor callable. In
-no-destructive mode the tools whose only purpose is destructive disappear, and the two v2 tools that
-can carry any operation refuse the destructive ones, naming the operation, before anything is sent.
+``X-MCP-*`` headers, a request without an App API key), never widen it. A tool that is not enabled
+is neither listed nor callable. In no-destructive mode the tools whose only purpose is destructive
+disappear, and the two v2 tools that can carry any operation refuse the destructive ones, naming the
+operation, before anything is sent.
+
+The ``verify`` toolset (App API reads) is served only where its key is: with
+``CUSTOMERIO_APP_API_KEY`` set, or with ``CUSTOMERIO_CREDENTIALS_FROM=request`` to the requests that
+carry ``X-Customerio-App-Api-Key``. It joins the default toolsets then; a ``--toolsets`` list that
+names it serves it only with a key too, except in dry run, which previews its requests without one.
+Without a key nothing of it shows: ``tools/list`` is exactly the 24 writing tools.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from customerio_mcp.errors import InputError
-from customerio_mcp.settings import Settings
+from customerio_mcp.settings import VERIFY_TOOLSET, Settings
 from customerio_mcp.tools.operations import destructive_operations
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 
@@ -32,6 +39,8 @@ class Narrowing:
     no_destructive: bool = False
     why_no_destructive: str = ""
     """Said in errors when ``no_destructive`` comes from the request, e.g. the token's missing scope."""
+    no_app_api_key: bool = False
+    """The request carries no App API key (``CUSTOMERIO_CREDENTIALS_FROM=request``): no verify toolset."""
 
     def combined_with(self, other: Narrowing) -> Narrowing:
         """What both narrowings allow: each source of narrowing (a token, headers) only takes away."""
@@ -47,6 +56,7 @@ class Narrowing:
                 )
                 if on and why
             ),
+            no_app_api_key=self.no_app_api_key or other.no_app_api_key,
         )
 
 
@@ -75,16 +85,50 @@ def enabled_tools(settings: Settings, narrowing: Narrowing = EVERYTHING) -> tupl
     return tuple(tool for tool in TOOLS if why_disabled(tool, settings, narrowing) is None)
 
 
+def offered_tools(settings: Settings) -> tuple[ToolSpec, ...]:
+    """The tools this configuration could serve at all: the verify toolset only where its key can come from.
+
+    What a start line or ``check`` counts against ("24 of 24 tools"), so that a server without an App API
+    key does not seem to be missing four tools.
+    """
+    return tuple(tool for tool in TOOLS if tool.toolset != VERIFY_TOOLSET or _verify_offered(settings))
+
+
+def _toolset_chosen(toolset: str, settings: Settings) -> bool:
+    """Whether the settings' toolsets include ``toolset``: by default the verify toolset joins track and pipelines."""
+    return toolset in settings.toolsets or (toolset == VERIFY_TOOLSET and not settings.toolsets_chosen)
+
+
+def _verify_offered(settings: Settings) -> bool:
+    return _toolset_chosen(VERIFY_TOOLSET, settings) and (
+        settings.toolsets_chosen or settings.app_api_key is not None or settings.credentials_from == "request"
+    )
+
+
+def _verify_needs_key(settings: Settings) -> bool:
+    """A dry run of a toolset list naming verify previews its requests without a key; anything else needs one."""
+    return not (settings.dry_run and settings.toolsets_chosen)
+
+
 def why_disabled(tool: ToolSpec, settings: Settings, narrowing: Narrowing = EVERYTHING) -> str | None:
     """Why ``tool`` is not served to this request, or None when it is."""
-    if tool.api not in settings.toolsets:
-        return f"the {tool.api} toolset is not enabled (CUSTOMERIO_TOOLSETS / --toolsets)"
+    if not _toolset_chosen(tool.toolset, settings):
+        return f"the {tool.toolset} toolset is not enabled (CUSTOMERIO_TOOLSETS / --toolsets)"
+    if (
+        tool.toolset == VERIFY_TOOLSET
+        and settings.credentials_from == "environment"
+        and settings.app_api_key is None
+        and _verify_needs_key(settings)
+    ):
+        return "CUSTOMERIO_APP_API_KEY is not set (the verify toolset reads through the App API)"
     if settings.tools is not None and tool.name not in settings.tools:
         return "it is not in the allow-list (CUSTOMERIO_TOOLS / --tools)"
     if settings.disable_destructive and tool.name in DESTRUCTIVE_ONLY:
         return "destructive tools are disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE / --no-destructive)"
-    if narrowing.toolsets is not None and tool.api not in narrowing.toolsets:
+    if narrowing.toolsets is not None and tool.toolset not in narrowing.toolsets:
         return f"this request narrowed the toolsets to {', '.join(sorted(narrowing.toolsets))}"
+    if tool.toolset == VERIFY_TOOLSET and narrowing.no_app_api_key and _verify_needs_key(settings):
+        return "this request carries no X-Customerio-App-Api-Key header (the verify toolset reads through the App API)"
     if narrowing.tools is not None and tool.name not in narrowing.tools:
         return "this request narrowed the tools to an allow-list without it"
     if narrowing.no_destructive and tool.name in DESTRUCTIVE_ONLY:

@@ -1,9 +1,10 @@
-"""The 24 tools, one row per Customer.io endpoint.
+"""The tools, one row per Customer.io endpoint: 24 that write (Track, Data Pipelines), 4 that read (App API).
 
-A row says everything the generic runner needs: which API and endpoint, which tool parameter
-fills which path segment or query parameter, what kind of body the endpoint takes (which decides
-deduplication and size limits), and the MCP annotations. Tool and parameter names are part of the
-public contract and must not change.
+The four App API reads form the ``verify`` toolset, served when an App API key can be had: they
+let an agent check that a write landed. A row says everything the generic runner needs: which API
+and endpoint, which tool parameter fills which path segment or query parameter, what kind of body
+the endpoint takes (which decides deduplication and size limits), and the MCP annotations. Tool and
+parameter names are part of the public contract and must not change.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from customerio_mcp.customerio.api import Api
+from customerio_mcp.settings import VERIFY_TOOLSET
 
 ParamKind = Literal["person", "text", "integer"]
+QueryKind = Literal["choice", "text", "integer"]
 Destructive = Literal["never", "always", "by_content"]
 """``always``: the tool's only purpose destroys (hidden in no-destructive mode); ``by_content``: some bodies
 hold destructive operations (refused one by one in no-destructive mode); ``never``."""
@@ -23,6 +26,9 @@ REPLAY_SAFE_BODIES: frozenset[BodyKind] = frozenset(
     {"v1_event", "v2_entity", "v2_batch", "pipelines_call", "pipelines_batch"}
 )
 ID_TYPES = ("id", "email", "phone", "cio_id")
+"""What a person's ``id_type`` takes, in the segment tools and the App API (email and phone only where the
+workspace uses them as identifiers)."""
+TOOLSET_OF_API: dict[Api, str] = {"track": "track", "pipelines": "pipelines", "app": VERIFY_TOOLSET}
 
 
 @dataclass(frozen=True)
@@ -40,8 +46,12 @@ class QueryParam:
     name: str
     key: str
     description: str
-    choices: tuple[str, ...]
-    default: str
+    choices: tuple[str, ...] = ()
+    default: str | None = None
+    """Sent when the call gives none; None: the query parameter is then left out."""
+    kind: QueryKind = "choice"
+    maximum: int | None = None
+    """``integer`` only: the largest value Customer.io accepts."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,18 @@ class ToolSpec:
     check_before_repeat: str = ""
     """For a call that is neither idempotent nor deduplicated: what to look at in Customer.io before repeating
     it after a failure that may have been applied."""
+    reads_data: bool = False
+    """The answer is Customer.io's data about people or objects: text someone else wrote, returned cut, with
+    control characters neutralised and marked as data (``tools/untrusted_data.py``)."""
 
     @property
     def schema_key(self) -> str:
         return f"{self.method} {self.path}"
+
+    @property
+    def toolset(self) -> str:
+        """The toolset that serves the tool: its API's, ``verify`` for the App API."""
+        return TOOLSET_OF_API[self.api]
 
     @property
     def destructive_hint(self) -> bool:
@@ -91,21 +109,41 @@ def _id_type(name: str) -> QueryParam:
 
 
 _SEGMENT = PathParam("segment_identifier", "segment_id", "The manual segment's numeric ID.", "integer")
+_WHOSE = PathParam("person_identifier", "customer_id", "The person's id, email, phone (E.164) or cio_id.", "person")
+_WHOSE_TYPE = QueryParam("identifier_type", "id_type", "What person_identifier holds.", ID_TYPES, "id")
+
+
+def _read(name: str, title: str, path: str, what: str, *params: PathParam | QueryParam) -> ToolSpec:
+    """A verify tool: one App API read, replayed freely, its answer marked as Customer.io's data."""
+    return ToolSpec(
+        name=name,
+        title=title,
+        description=what,
+        api="app",
+        method="GET",
+        path=path,
+        path_params=tuple(p for p in params if isinstance(p, PathParam)),
+        query_params=tuple(p for p in params if isinstance(p, QueryParam)),
+        read_only=True,
+        idempotent=True,
+        reads_data=True,
+    )
+
 
 _V2_OPERATION = (
-    'identifiers: person {"id"|"email"|"phone"|"cio_id": "..."} (one key; phone in E.164: "+14155552671"); '
+    'identifiers: person {"id"|"email"|"phone"|"cio_id": "..."} (one key; phone in E.164); '
     'object {"object_type_id": "1" (a string), "object_id": "..."} or {"cio_object_id": "..."}. '
     "person actions: identify (attributes), delete, "
     "event/page/screen (name; attributes, timestamp: unix s), add_relationships/delete_relationships "
     '(cio_relationships: [{"identifiers": object}]), add_device (device: {token, platform}), delete_device '
-    "(device: {token}), suppress, unsuppress, merge (primary, secondary: person identifiers, no identifiers). "
+    "(device: {token}), suppress, unsuppress, merge (primary, secondary: person identifiers; no identifiers). "
     "object actions: identify, identify_anonymous (attributes, cio_relationships), delete, "
     'add_relationships/delete_relationships (cio_relationships: [{"identifiers": person}]). delivery action: event '
     '(identifiers: {"id": delivery_id}, name: opened|converted|delivered, attributes: {device_token}).'
 )
 """What each v2 type/action needs; tests/test_definitions.py checks it against the schemas."""
 _WHO = "userId or anonymousId (one required)"
-_OPTIONAL = "Optional: context, integrations, timestamp (ISO 8601)."
+_OPTIONAL = "Also: context, integrations, timestamp (ISO 8601)."
 
 
 def _pipelines(
@@ -135,7 +173,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "get_track_api_region",
         "Look up the Track API region",
-        "Ask Customer.io which region (us/eu) the Track credentials belong to: url, region, environment_id.",
+        "Which region (us/eu) the Track credentials belong to: url, region, environment_id.",
         "track",
         "GET",
         "/api/v1/accounts/region",
@@ -345,8 +383,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "/track",
         "track",
         "enable_strict_validation",
-        f"Record an event. Body: event (name, required), {_WHO}, properties. {_OPTIONAL} Semantic events "
-        '"User Deleted" and the like delete or suppress; each needs its own fields (see get_request_schema).',
+        f"Record an event. Body: event (name, required), {_WHO}, properties. {_OPTIONAL} Semantic events ("
+        '"User Deleted"...) delete or suppress, each with its own fields (see get_request_schema).',
         destructive="by_content",
     ),
     _pipelines(
@@ -393,6 +431,49 @@ TOOLS: tuple[ToolSpec, ...] = (
         f"(identify|track|page|screen|group|alias), {_WHO}; track: event; group: groupId; alias: userId and "
         "previousId; traits/properties objects. messageIds are added if missing.",
         destructive="by_content",
+    ),
+    _read(
+        "get_person_attributes",
+        "Read a person's attributes",
+        "/v1/customers/{customer_id}/attributes",
+        "Read a person back from Customer.io (App API): attributes, identifiers, timestamps, devices. To check "
+        "that an update landed.",
+        _WHOSE,
+        _WHOSE_TYPE,
+    ),
+    _read(
+        "get_person_segments",
+        "Read a person's segments",
+        "/v1/customers/{customer_id}/segments",
+        "List the segments a person is in (App API).",
+        _WHOSE,
+        _WHOSE_TYPE,
+    ),
+    _read(
+        "get_person_activities",
+        "Read a person's recent activities",
+        "/v1/customers/{customer_id}/activities",
+        "A person's recent activities, newest first (App API; last 30 days): events, page views, attribute "
+        "changes, messages. To see an event just sent (seconds may pass before it shows).",
+        _WHOSE,
+        _WHOSE_TYPE,
+        QueryParam(
+            "activity_type", "type", "Only this type: event, page, attribute_change, sent_email...", kind="text"
+        ),
+        QueryParam("activity_name", "name", "Only activities of this name (an event's name).", kind="text"),
+        QueryParam("limit", "limit", "At most this many (1-100).", kind="integer", maximum=100),
+        QueryParam("start", "start", "The `next` of a previous answer, for the next page.", kind="text"),
+    ),
+    _read(
+        "get_object_attributes",
+        "Read an object's attributes",
+        "/v1/objects/{object_type_id}/{object_id}/attributes",
+        "Read an object (a company, an account...) back from Customer.io (App API): attributes, identifiers.",
+        PathParam("object_type_identifier", "object_type_id", "The object type's numeric ID (1, 2...).", "integer"),
+        PathParam("object_identifier", "object_id", "The object's object_id (or cio_object_id)."),
+        QueryParam(
+            "identifier_type", "id_type", "What object_identifier holds.", ("object_id", "cio_object_id"), "object_id"
+        ),
     ),
 )
 
