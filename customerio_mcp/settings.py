@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     site_id: str | None = Field(default=None, description="Track API site ID (Basic-auth user).")
     api_key: SecretStr | None = Field(default=None, description="Track API key.")
     pipelines_api_key: SecretStr | None = Field(
-        default=None, description="Data Pipelines API key; falls back to CUSTOMERIO_API_KEY when unset."
+        default=None, description="Data Pipelines API key; without it the Pipelines tools are not served."
     )
     region: Literal["auto", "us", "eu"] = Field(
         default="auto", description="Account region: auto (ask Customer.io once), us or eu."
@@ -289,12 +289,3 @@ class Settings(BaseSettings):
             for name, value in (("CUSTOMERIO_SITE_ID", self.site_id), ("CUSTOMERIO_API_KEY", self.api_key))
             if not value
         ]
-
-    @property
-    def effective_pipelines_key(self) -> SecretStr | None:
-        """The Pipelines key, or the Track key as the seed integration falls back to."""
-        return self.pipelines_api_key or self.api_key
-
-    @property
-    def pipelines_key_is_fallback(self) -> bool:
-        return self.pipelines_api_key is None and self.api_key is not None

@@ -56,7 +56,8 @@ USER_CONFIG: dict[str, dict[str, Any]] = {
     "pipelines_api_key": {
         "type": "string",
         "title": "Data Pipelines API key",
-        "description": "Data Pipelines > your HTTP API source > API key. Leave empty to use only the Track API.",
+        "description": "Data Pipelines > your HTTP API source > API key. Without it the Data Pipelines tools are "
+        "not served (unless Dry run is on).",
         "sensitive": True,
         "required": False,
         "default": "",

@@ -96,7 +96,10 @@ def test_env_file_comes_from_the_flag_the_variable_or_the_working_directory(tmp_
     (tmp_path / ".env").write_text("CUSTOMERIO_TOOLSETS=track\n")
     elsewhere = tmp_path / "conf" / "cio.env"
     elsewhere.parent.mkdir()
-    elsewhere.write_text("CUSTOMERIO_TOOLSETS=pipelines\nCUSTOMERIO_TOOLS=track_user_event,delete_customer\n")
+    elsewhere.write_text(
+        "CUSTOMERIO_TOOLSETS=pipelines\nCUSTOMERIO_TOOLS=track_user_event,delete_customer\n"
+        "CUSTOMERIO_PIPELINES_API_KEY=k\n"
+    )
     pipelines_only = {"track_user_event"}
     track_only = {tool.name for tool in TOOLS if tool.api == "track"}
 

@@ -328,7 +328,7 @@ async def test_the_tool_lists_kept_per_narrowing_are_bounded() -> None:
     from customerio_mcp.tools.selection import Narrowing
     from customerio_mcp.tools.table import TOOLS
 
-    settings = Settings()
+    settings = Settings(pipelines_api_key="k")
     async with open_http_client(settings) as http:
         runner = ToolRunner(CustomerIOClient(settings, http), settings)
         names = [tool.name for tool in TOOLS]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from customerio_mcp import __version__
 from customerio_mcp.cli.setting_sources import SettingSources, shown_text
 from customerio_mcp.settings import Settings
-from customerio_mcp.tools.selection import enabled_tools
+from customerio_mcp.tools.selection import enabled_tools, waiting_for_pipelines_key
 from customerio_mcp.tools.table import TOOLS
 
 CUSTOMERIO_DOMAIN = "customer.io"
@@ -81,9 +81,10 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
             transport += f" (health checks also on port {settings.mcp_health_port})"
     present, absent = credential_names(settings)
     env_file = sources.env_file.resolve()
+    unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_state = "read" if sources.env_file_values else ("empty" if sources.env_file.is_file() else "not found")
     return (
-        f"customerio-mcp {__version__} serving {transport}: {served} of {total} tools; "
+        f"customerio-mcp {__version__} serving {transport}: {served} of {total} tools{unserved}; "
         f"dry run {'ON (nothing is sent to Customer.io)' if settings.dry_run else 'off'}; "
         f"credentials set: {', '.join(present) or 'none'}; not set: {', '.join(absent) or 'none'}; "
         f"region {region_mode(settings)}; env file {env_file} ({env_state})"

@@ -143,7 +143,7 @@ class CustomerIOClient:
                     missing=missing,
                 )
             return _basic(str(w.site_id), w.api_key.get_secret_value() if w.api_key else "")
-        key = w.effective_pipelines_key
+        key = w.pipelines_api_key  # never the Track key: Customer.io issues Data Pipelines its own
         if key is None:
             raise ConfigurationError(
                 f"The Data Pipelines API key is not configured: set {names.pipelines_api_key} {names.where} (the "

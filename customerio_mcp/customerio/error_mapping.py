@@ -127,15 +127,9 @@ def _auth_hint(settings: Settings, api: Api, status: int, where: str) -> str:
             f"{names.site_id} and {names.api_key} (a Track API key, from Settings > API Credentials) "
             f"and the region ({region_hint})."
         )
-    fallback = (
-        f" {names.pipelines_api_key} is not set, so the Track key {names.api_key} was used: Customer.io "
-        f"issues separate keys, so set {names.pipelines_api_key} to the API key of your HTTP API source."
-        if settings.pipelines_key_is_fallback
-        else ""
-    )
     return (
         f"Customer.io refused the Data Pipelines API key ({status}) for {where}. Check "
-        f"{names.pipelines_api_key} and the region ({region_hint}).{fallback}"
+        f"{names.pipelines_api_key} (the API key of your HTTP API source) and the region ({region_hint})."
     )
 
 

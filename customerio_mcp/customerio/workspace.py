@@ -99,11 +99,6 @@ class Workspace:
             if not value
         ]
 
-    @property
-    def effective_pipelines_key(self) -> SecretStr | None:
-        """The Pipelines key, or the Track key as the seed integration falls back to."""
-        return self.pipelines_api_key or self.api_key
-
     @cached_property
     def fingerprint(self) -> str:
         """A stable hash of everything that tells this workspace apart: the key of its cached client."""
@@ -121,7 +116,7 @@ class Workspace:
         """
         if api == "track":
             return _digest("track", self.site_id, _secret(self.api_key))
-        return _digest("pipelines", _secret(self.effective_pipelines_key))
+        return _digest("pipelines", _secret(self.pipelines_api_key))
 
     def applied_to(self, settings: Settings) -> Settings:
         """The operator's settings with this workspace's keys and region in place of the environment's.

@@ -5,6 +5,11 @@ narrow that choice further (a ``Narrowing``: an OAuth token without the destruct
 ``X-MCP-*`` headers), never widen it. A tool that is not enabled is neither listed nor callable. In
 no-destructive mode the tools whose only purpose is destructive disappear, and the two v2 tools that
 can carry any operation refuse the destructive ones, naming the operation, before anything is sent.
+
+Without a Data Pipelines API key the seven Pipelines tools are not served: Customer.io issues that
+API its own key, and there is no falling back to the Track key. Two exceptions: dry run, which
+sends nothing and needs no key, and ``CUSTOMERIO_CREDENTIALS_FROM=request``, where each request
+brings the key in ``X-Customerio-Pipelines-Api-Key`` (a call without it says to send that header).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 
 DESTRUCTIVE_ONLY = frozenset(tool.name for tool in TOOLS if tool.destructive == "always")
 """Tools whose only purpose is destructive: not served in no-destructive mode."""
+NO_PIPELINES_KEY = "no Data Pipelines API key: set CUSTOMERIO_PIPELINES_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,16 @@ def unknown_tool_names(settings: Settings) -> str | None:
     return f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}"
 
 
+def pipelines_key_missing(settings: Settings) -> bool:
+    """Whether the Pipelines tools go unserved for want of CUSTOMERIO_PIPELINES_API_KEY (see the module's rule)."""
+    return settings.pipelines_api_key is None and not settings.dry_run and settings.credentials_from == "environment"
+
+
+def waiting_for_pipelines_key(settings: Settings) -> tuple[ToolSpec, ...]:
+    """The tools the operator's choices would serve but for the missing Pipelines key."""
+    return tuple(tool for tool in TOOLS if why_disabled(tool, settings) == NO_PIPELINES_KEY)
+
+
 def destructive_allowed(settings: Settings, narrowing: Narrowing = EVERYTHING) -> bool:
     return not (settings.disable_destructive or narrowing.no_destructive)
 
@@ -83,6 +99,8 @@ def why_disabled(tool: ToolSpec, settings: Settings, narrowing: Narrowing = EVER
         return "it is not in the allow-list (CUSTOMERIO_TOOLS / --tools)"
     if settings.disable_destructive and tool.name in DESTRUCTIVE_ONLY:
         return "destructive tools are disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE / --no-destructive)"
+    if tool.api == "pipelines" and pipelines_key_missing(settings):
+        return NO_PIPELINES_KEY
     if narrowing.toolsets is not None and tool.api not in narrowing.toolsets:
         return f"this request narrowed the toolsets to {', '.join(sorted(narrowing.toolsets))}"
     if narrowing.tools is not None and tool.name not in narrowing.tools:
