@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         "can then write to your Customer.io workspace)",
     )
     parser.add_argument(
+        "--allow-unknown-settings",
+        action="store_true",
+        help="start even when a CUSTOMERIO_* name the server does not know looks like a misspelt safety setting "
+        "(dry run, no-destructive, confirmation, toolsets, tools); it is still ignored, with a warning",
+    )
+    parser.add_argument(
         "--env-file",
         metavar="PATH",
         help="read settings from this file instead of .env in the working directory (also CUSTOMERIO_ENV_FILE)",
@@ -282,25 +288,32 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    from customerio_mcp.cli.unknown_settings import unknown_settings, verdicts
+
+    unknown = unknown_settings(sources)
+    refused_names, unknown_names = verdicts(unknown, args.allow_unknown_settings)
     if args.command == "tools":
         from customerio_mcp.cli.operator_commands import print_tools, quiet_when_piped_to_head
 
+        for name in unknown:
+            logging.getLogger("customerio_mcp").warning("%s", name.described())
         return quiet_when_piped_to_head(lambda: print_tools(settings))
     # check applies every rule serve applies, so that its exit 0 means this command line serves.
     from customerio_mcp.serving.startup_rules import startup_refusals
 
-    refusals = startup_refusals(settings, args.allow_unauthenticated)
+    refusals = startup_refusals(settings, args.allow_unauthenticated) + refused_names
     if args.command == "check":
         import anyio
 
         from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head, run_check
 
-        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusals))
+        # Every unknown name is a problem there, whatever it resembles: it is ignored.
+        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusals + unknown_names))
     if refuse_to_serve(settings, args.allow_unauthenticated, refusals):
         return 2
     from customerio_mcp.cli.startup_report import announce
 
-    announce(settings, sources)
+    announce(settings, sources, unknown_names)
     with contextlib.suppress(KeyboardInterrupt):
         if settings.mcp_transport == "stdio":
             import anyio

@@ -9,6 +9,7 @@ stderr they think it hung. That line says what is being served and with which cr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from customerio_mcp import __version__
@@ -80,6 +81,7 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
         if settings.mcp_health_port is not None:
             transport += f" (health checks also on port {settings.mcp_health_port})"
     present, absent = credential_names(settings)
+    unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_file = sources.env_file.resolve()
     unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_state = "read" if sources.env_file_values else ("empty" if sources.env_file.is_file() else "not found")
@@ -91,9 +93,9 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
     )
 
 
-def announce(settings: Settings, sources: SettingSources) -> None:
-    """Log the WARNINGs about base URLs, then the one INFO line saying what is being served."""
+def announce(settings: Settings, sources: SettingSources, unknown_names: Sequence[str] = ()) -> None:
+    """Log the WARNINGs (names no setting reads, base URLs), then the one INFO line saying what is being served."""
     logger = logging.getLogger("customerio_mcp")
-    for warning in base_url_warnings(settings, sources):
+    for warning in [*unknown_names, *base_url_warnings(settings, sources)]:
         logger.warning("%s", warning)
     logger.info("%s", startup_line(settings, len(enabled_tools(settings)), len(TOOLS), sources))
