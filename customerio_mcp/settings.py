@@ -19,8 +19,11 @@ Transport = Literal["stdio", "sse", "streamable-http"]
 Toolset = Literal["track", "pipelines"]
 
 
-RANDOM_STRING_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-"""How to make a secret (a token, a state key) that cannot be guessed: said wherever one is too short."""
+RANDOM_STRING_COMMAND = "customerio-mcp token"
+"""How to make a secret (a token, a state key) that cannot be guessed: said wherever one is too short.
+
+The server's own command, because it is installed wherever this text is read; ``python`` is not
+(Debian and macOS have only ``python3``)."""
 
 
 class Settings(BaseSettings):

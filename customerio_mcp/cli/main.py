@@ -40,6 +40,7 @@ commands:
   customerio-mcp [serve]        run the MCP server (the default)
   customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
   customerio-mcp tools          list every tool, its endpoint and annotations, and whether it is enabled
+  customerio-mcp token          print a new random token (for CUSTOMERIO_MCP_AUTH_TOKEN, CUSTOMERIO_MCP_STATE_KEYS)
 """
 
 
@@ -79,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("command", nargs="?", choices=["serve", "check", "tools"], default="serve", help="what to do")
+    parser.add_argument(
+        "command", nargs="?", choices=["serve", "check", "tools", "token"], default="serve", help="what to do"
+    )
     parser.add_argument(
         "--transport",
         choices=["stdio", "sse", "streamable-http"],
@@ -275,8 +278,18 @@ def serve_http(settings: Settings) -> None:
     anyio.run(serve)
 
 
+def print_token() -> int:
+    """``customerio-mcp token``: a secret nobody can guess, on stdout alone, so that ``$(...)`` captures it."""
+    import secrets
+
+    sys.stdout.write(secrets.token_urlsafe(32) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "token":  # needs no settings: a broken .env must not stop it
+        return print_token()
     flags = flag_overrides(args)
     from customerio_mcp.cli.setting_sources import SettingSources
 
