@@ -33,14 +33,31 @@ from customerio_mcp.tools.definitions import tool_definitions
 from customerio_mcp.tools.results import interrupted_result
 from customerio_mcp.tools.runner import CallRecord, ToolRunner
 from customerio_mcp.tools.selection import enabled_tools
+from customerio_mcp.tools.table import ToolSpec
 
 INSTRUCTIONS = (
     "Tools that send data to Customer.io: Track API (people, devices, events, segments, v2 entity/batch) and "
     "Data Pipelines API (identify, track, page, screen, group, alias, batch). request_body is a JSON object (a "
     "string holding one is accepted too); tool descriptions say its fields. When unsure of its shape, call the tool "
     "with mode='get_request_schema': it returns the body's JSON Schema and sends nothing. Errors name the field to "
-    "fix and the rule it breaks. Every tool writes to the open world (openWorldHint)."
+    "fix and the rule it breaks."
 )
+
+
+def instructions_for(tools: tuple[ToolSpec, ...]) -> str:
+    """The server's instructions, ending with what the served tools do to Customer.io, read from their annotations."""
+    readers = [tool.name for tool in tools if tool.read_only]
+    if not readers:
+        effect = "Every tool writes to Customer.io."
+    elif len(readers) == len(tools):
+        effect = "Every tool only reads from Customer.io and writes nothing."
+    else:
+        one = len(readers) == 1
+        effect = (
+            f"{', '.join(readers)} only {'reads' if one else 'read'} from Customer.io and "
+            f"{'writes' if one else 'write'} nothing (readOnlyHint); every other tool writes to it."
+        )
+    return f"{INSTRUCTIONS} {effect}"
 
 
 @dataclass
@@ -101,7 +118,8 @@ def create_server(
     connection shares one client and its connection pool.
     """
 
-    schemas = {tool.name: tool.input_schema for tool in tool_definitions(enabled_tools(settings))}
+    served = enabled_tools(settings)
+    schemas = {tool.name: tool.input_schema for tool in tool_definitions(served)}
 
     @asynccontextmanager
     async def lifespan(_: Server[AppState]) -> AsyncIterator[AppState]:
@@ -136,7 +154,7 @@ def create_server(
         "customerio-mcp",
         version=__version__,
         title="Customer.io",
-        instructions=INSTRUCTIONS,
+        instructions=instructions_for(served),
         lifespan=lifespan,
         # Lets the SDK check a modern Streamable HTTP call's parameters without re-running tools/list.
         get_tool_input_schema=schemas.get,
