@@ -109,3 +109,8 @@ def test_what_a_refusal_suggests_runs_and_makes_a_secret_the_server_takes(
     assert "refusing" not in accepted.stdout + accepted.stderr
     assert "shorter than 32 bytes" not in accepted.stdout + accepted.stderr
     assert os.path.basename(suggested.split()[0]) == "customerio-mcp"
+
+
+def test_help_names_the_command() -> None:
+    done = subprocess.run([command(), "--help"], capture_output=True, text=True, timeout=60, check=True)
+    assert "customerio-mcp token          print a new random token" in done.stdout

@@ -147,13 +147,21 @@ def test_known_names_are_the_settings_and_what_the_code_reads_itself() -> None:
     assert mentioned - KNOWN_VARIABLES == set()
 
 
-def test_the_bundle_and_the_registry_entry_set_only_known_names() -> None:
+def test_what_the_project_ships_sets_only_known_names() -> None:
     bundle = BUILD_MCPB.manifest()["server"]["mcp_config"]["env"]
     assert set(bundle) <= KNOWN_VARIABLES
     registry = {variable["name"] for package in SERVER["packages"] for variable in package["environmentVariables"]}
     assert registry <= KNOWN_VARIABLES
+    shipped = [ROOT / "Dockerfile", ROOT / ".env.example", *sorted((ROOT / "deploy").rglob("*.y*ml"))]
+    named = {name for path in shipped for name in re.findall(r"\bCUSTOMERIO_[A-Z][A-Z_]*[A-Z]\b", path.read_text())}
+    assert named - KNOWN_VARIABLES == set()
 
 
 def test_closest_name_ignores_the_shared_prefix() -> None:
     assert closest_known("CUSTOMERIO_REGOIN") == "CUSTOMERIO_REGION"
     assert closest_known("CUSTOMERIO_XYZZY") is None
+
+
+def test_help_names_the_flag() -> None:
+    done = subprocess.run([command(), "--help"], capture_output=True, text=True, timeout=60, check=True)
+    assert "--allow-unknown-settings" in done.stdout
