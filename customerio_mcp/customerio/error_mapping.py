@@ -49,21 +49,23 @@ API_NAMES = {"track": "Track API", "pipelines": "Data Pipelines API"}
 
 
 def _where(request: ApiRequest, lookup_for: ApiRequest | None) -> str:
-    """How an error names what failed: the request itself, or the region lookup a call waited for.
+    """How an error names what failed: the request itself, or the region lookup a call waited for."""
+    return "the region lookup at the Track API" if lookup_for is not None else f"{request.method} {request.path}"
 
-    A call whose base URL waits for the region lookup (``CUSTOMERIO_REGION=auto``) names itself as
-    not sent, so that a Pipelines call is never blamed on the Track API's endpoint.
+
+def _not_sent(settings: Settings, lookup_for: ApiRequest | None) -> str:
+    """What an error about the region lookup adds: the call that waited was not sent, and how to skip the lookup.
+
+    A call whose base URL waits for the lookup (``CUSTOMERIO_REGION=auto``) is named, so that a
+    Pipelines call is never blamed on the Track API's endpoint.
     """
     if lookup_for is None:
-        return f"{request.method} {request.path}"
+        return ""
+    region = names_for(settings.credentials_from).region_is("us")
     return (
-        f"the region lookup at the Track API, so the {API_NAMES[lookup_for.api]} call {lookup_for.method} "
-        f"{lookup_for.path} was not sent"
+        f" The {API_NAMES[lookup_for.api]} call {lookup_for.method} {lookup_for.path} was not sent; to skip the "
+        f"region lookup, set {region} or eu."
     )
-
-
-def _skip_lookup(settings: Settings) -> str:
-    return f"set {names_for(settings.credentials_from).region_is('us')} or eu to skip the region lookup"
 
 
 def status_error(
@@ -81,7 +83,7 @@ def status_error(
     maybe_applied = maybe_applied and lookup_for is None  # the lookup only reads; the call itself was not sent
     common: dict[str, Any] = {"status": status, "body": body, "attempts": attempts, "maybe_applied": maybe_applied}
     applied = MAYBE_APPLIED if maybe_applied else ""
-    tail = f" Or {_skip_lookup(settings)}." if lookup_for is not None else ""
+    tail = _not_sent(settings, lookup_for)
     if status in (400, 422):
         return BadRequestError(
             f"Customer.io rejected {where} with {status}: {said or 'no reason given'}. Fix the request to "
@@ -133,8 +135,8 @@ def undelivered_error(
     if lookup_for is not None:
         message = (
             f"The {API_NAMES[lookup_for.api]} call {lookup_for.method} {lookup_for.path} was not sent: its base URL "
-            f"depends on the account's region, and looking that up at the Track API failed: {what}. {fix}, or "
-            f"{_skip_lookup(settings)}."
+            f"depends on the account's region, and looking that up at the Track API failed: {what}. {fix}, or set "
+            f"{names_for(settings.credentials_from).region_is('us')} or eu to skip the region lookup."
         )
     elif connect is not None:
         message = (
