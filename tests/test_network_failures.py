@@ -11,9 +11,11 @@ import socket
 import subprocess
 from typing import Any
 
+import httpx2
 import pytest
 
 from customerio_mcp.customerio.delivery import RetryPolicy
+from customerio_mcp.customerio.network_failures import connect_failure
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import command, server_env
@@ -118,3 +120,8 @@ async def test_a_retry_that_succeeds_warns_of_nothing(fake: FakeCustomerIO, capl
         result: Any = await client.call_tool(*EVENT)
     assert not result.is_error
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+
+
+def test_a_connect_timeout_is_a_timeout_with_the_host() -> None:
+    failure = connect_failure(httpx2.ConnectTimeout("timed out"), "https://track.customer.io")
+    assert (failure.reason, failure.explained()) == ("timeout", "track.customer.io did not accept a connection in time")
