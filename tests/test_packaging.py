@@ -280,8 +280,8 @@ def test_uvx_from_a_checkout(tmp_path: Path) -> None:
     assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stdout
 
 
-DESKTOP_INSTALL = ("uv", "tool", "install")
-"""The desktop entry's one online step: ``uv tool install /absolute/path/to/customerio-mcp`` (notes/first-run.md)."""
+DESKTOP_INSTALL = ("uv", "tool", "install", "--compile-bytecode")
+"""The desktop entry's one online step, in the clone: ``uv tool install --compile-bytecode .`` (notes/first-run.md)."""
 NO_NETWORK = {"UV_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
               "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}  # fmt: skip
 """Nothing listens on port 9 here: anything that tries to reach PyPI fails at once."""
