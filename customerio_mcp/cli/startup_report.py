@@ -83,7 +83,6 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
     present, absent = credential_names(settings)
     unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_file = sources.env_file.resolve()
-    unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_state = "read" if sources.env_file_values else ("empty" if sources.env_file.is_file() else "not found")
     return (
         f"customerio-mcp {__version__} serving {transport}: {served} of {total} tools{unserved}; "
