@@ -41,6 +41,8 @@ commands:
   customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
   customerio-mcp tools          list every tool, its endpoint and annotations, and whether it is enabled
   customerio-mcp token          print a new random token (for CUSTOMERIO_MCP_AUTH_TOKEN, CUSTOMERIO_MCP_STATE_KEYS)
+  customerio-mcp audit          print the audit trail: every call that may have reached Customer.io
+                                [--since 1h|7d|2026-12-01] [--tool NAME] [--workspace SITE_ID] [--limit N] [--json]
 """
 
 
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "command", nargs="?", choices=["serve", "check", "tools", "token"], default="serve", help="what to do"
+        "command", nargs="?", choices=["serve", "check", "tools", "audit", "token"], default="serve", help="what to do"
     )
     parser.add_argument(
         "--transport",
@@ -128,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask a person (MCP elicitation) before a destructive call: auto (when the client can), required "
         "(refuse when it cannot), off",
     )
+    from customerio_mcp.cli.audit_command import add_arguments
+
+    add_arguments(parser)
     return parser
 
 
@@ -287,7 +292,13 @@ def print_token() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from customerio_mcp.cli.audit_command import misplaced_options
+
+    misplaced = misplaced_options(args)
+    if misplaced is not None:
+        parser.error(misplaced)
     if args.command == "token":  # needs no settings: a broken .env must not stop it
         return print_token()
     flags = flag_overrides(args)
@@ -305,12 +316,20 @@ def main(argv: list[str] | None = None) -> int:
 
     unknown = unknown_settings(sources)
     refused_names, unknown_names = verdicts(unknown, args.allow_unknown_settings)
+    if args.command in ("tools", "audit"):  # they serve nothing: a warning is enough
+        for name in unknown:
+            logging.getLogger("customerio_mcp").warning("%s", name.described())
     if args.command == "tools":
         from customerio_mcp.cli.operator_commands import print_tools, quiet_when_piped_to_head
 
-        for name in unknown:
-            logging.getLogger("customerio_mcp").warning("%s", name.described())
         return quiet_when_piped_to_head(lambda: print_tools(settings))
+    if args.command == "audit":
+        import anyio
+
+        from customerio_mcp.cli.audit_command import run_audit
+        from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head
+
+        return quiet_when_piped_to_head(lambda: anyio.run(run_audit, settings, args))
     # check applies every rule serve applies, so that its exit 0 means this command line serves.
     from customerio_mcp.serving.startup_rules import startup_refusals
 
