@@ -63,15 +63,16 @@ def test_the_documented_line_sets_the_token_and_shows_it(python3_only: dict[str,
     assert confirmed == f"set: {shown}"
 
 
-def test_the_compose_file_token_line_runs_with_python3(python3_only: dict[str, str]) -> None:
+@pytest.mark.parametrize("document", ["README.md", "deploy/docker-compose.yml"])
+def test_the_token_lines_people_copy_run_with_python3(python3_only: dict[str, str], document: str) -> None:
     lines = [
         line.removeprefix("#").strip()
-        for line in (ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8").splitlines()
-        if "CUSTOMERIO_MCP_AUTH_TOKEN" in line and "export" in line
+        for line in (ROOT / document).read_text(encoding="utf-8").splitlines()
+        if line.removeprefix("#").strip().startswith("export CUSTOMERIO_MCP_AUTH_TOKEN=")
     ]
     assert lines
     for line in lines:
-        done = shell(f'{line}; echo "$CUSTOMERIO_MCP_AUTH_TOKEN"', python3_only)
+        done = shell(f'{line}\necho "$CUSTOMERIO_MCP_AUTH_TOKEN"', python3_only)
         assert done.returncode == 0, done.stderr
         assert len(done.stdout.strip()) >= 32
 
