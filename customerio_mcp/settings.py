@@ -23,8 +23,11 @@ VERIFY_TOOLSET = "verify"
 AUDIT_CHOICES = ("file", "redis", "off")
 
 
-RANDOM_STRING_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-"""How to make a secret (a token, a state key) that cannot be guessed: said wherever one is too short."""
+RANDOM_STRING_COMMAND = "customerio-mcp token"
+"""How to make a secret (a token, a state key) that cannot be guessed: said wherever one is too short.
+
+The server's own command, because it is installed wherever this text is read; ``python`` is not
+(Debian and macOS have only ``python3``)."""
 
 
 class Settings(BaseSettings):
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
     site_id: str | None = Field(default=None, description="Track API site ID (Basic-auth user).")
     api_key: SecretStr | None = Field(default=None, description="Track API key.")
     pipelines_api_key: SecretStr | None = Field(
-        default=None, description="Data Pipelines API key; falls back to CUSTOMERIO_API_KEY when unset."
+        default=None, description="Data Pipelines API key; without it the Pipelines tools are not served."
     )
     region: Literal["auto", "us", "eu"] = Field(
         default="auto", description="Account region: auto (ask Customer.io once), us or eu."
@@ -340,15 +343,6 @@ class Settings(BaseSettings):
         ]
 
     @property
-    def effective_pipelines_key(self) -> SecretStr | None:
-        """The Pipelines key, or the Track key as the seed integration falls back to."""
-        return self.pipelines_api_key or self.api_key
-
-    @property
     def toolsets_chosen(self) -> bool:
         """Whether the operator named the toolsets (flag, variable or env file) rather than taking the default."""
         return "toolsets" in self.model_fields_set
-
-    @property
-    def pipelines_key_is_fallback(self) -> bool:
-        return self.pipelines_api_key is None and self.api_key is not None

@@ -1,8 +1,8 @@
 """Build the MCP bundle (``.mcpb``) that Claude Desktop installs in one click.
 
-    python scripts/build_mcpb.py                     # dist/customerio-mcp-<version>.mcpb, mcpb CLI via npx
-    python scripts/build_mcpb.py --out x.mcpb --mcpb "node /path/to/@anthropic-ai/mcpb/dist/cli.js"
-    python scripts/build_mcpb.py --stage DIR         # only lay the bundle's files out in DIR
+    python3 scripts/build_mcpb.py                     # dist/customerio-mcp-<version>.mcpb, mcpb CLI via npx
+    python3 scripts/build_mcpb.py --out x.mcpb --mcpb "node /path/to/@anthropic-ai/mcpb/dist/cli.js"
+    python3 scripts/build_mcpb.py --stage DIR         # only lay the bundle's files out in DIR
 
 The bundle's server type is ``uv``: it carries the package source, ``pyproject.toml`` and
 ``uv.lock``, and ``uv`` installs the locked dependencies for the user's own platform on first start.
@@ -56,7 +56,8 @@ USER_CONFIG: dict[str, dict[str, Any]] = {
     "pipelines_api_key": {
         "type": "string",
         "title": "Data Pipelines API key",
-        "description": "Data Pipelines > your HTTP API source > API key. Leave empty to use only the Track API.",
+        "description": "Data Pipelines > your HTTP API source > API key. Without it the Data Pipelines tools are "
+        "not served (unless Dry run is on).",
         "sensitive": True,
         "required": False,
         "default": "",

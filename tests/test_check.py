@@ -172,32 +172,6 @@ def test_check_passes_exactly_when_serve_starts(
 # -- the Pipelines settings ------------------------------------------------------------------------
 
 
-def test_pipelines_key_must_be_present() -> None:
-    done = run_check("--toolsets", "pipelines")
-    assert done.returncode == 1
-    assert "API key: not configured" in done.stdout
-    assert problems(done) == ["set CUSTOMERIO_PIPELINES_API_KEY (Data Pipelines > your HTTP API source > API key)"]
-
-
-def test_track_key_used_as_pipelines_key(fake: FakeCustomerIO) -> None:
-    done = run_check(**credentials(fake, CUSTOMERIO_PIPELINES_API_KEY=fake.api_key))
-    assert done.returncode == 1
-    assert problems(done) == [
-        "CUSTOMERIO_PIPELINES_API_KEY is the Track API key (it equals CUSTOMERIO_API_KEY): Customer.io issues a "
-        "separate key for Data Pipelines (Data Pipelines > your HTTP API source > API key)"
-    ]
-    assert fake.api_key not in done.stdout + done.stderr
-
-
-def test_track_key_as_fallback_is_a_warning(fake: FakeCustomerIO) -> None:
-    environment = credentials(fake)
-    del environment["CUSTOMERIO_PIPELINES_API_KEY"]
-    done = run_check(**environment)
-    assert done.returncode == 0, done.stdout
-    assert "API key: falling back to CUSTOMERIO_API_KEY, the Track key" in done.stdout
-    assert "warning: CUSTOMERIO_PIPELINES_API_KEY is not set, so Pipelines calls use the Track key" in done.stdout
-
-
 @pytest.mark.parametrize(
     ("url", "flagged"),
     [

@@ -1,8 +1,7 @@
-"""Configuration: precedence, missing credentials, the Pipelines key fallback, and secrecy."""
+"""Configuration: precedence, missing credentials, and secrecy (the Pipelines key: tests/test_pipelines_key.py)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 
@@ -59,7 +58,6 @@ def test_invalid_url_is_refused() -> None:
     [
         ("delete_customer", {"customer_identifier": "1"}, "set CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY"),
         ("get_track_api_region", {}, "set CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY"),
-        ("track_user_event", {"request_body": {"userId": "1", "event": "e"}}, "set CUSTOMERIO_PIPELINES_API_KEY"),
     ],
 )
 async def test_missing_credentials_still_list_tools_and_name_the_variable(
@@ -69,7 +67,7 @@ async def test_missing_credentials_still_list_tools_and_name_the_variable(
         monkeypatch.setenv(name, "")  # as an mcp.json placeholder leaves them
     settings = Settings(track_url=fake.url, pipelines_url=fake.pipelines_url)
     async with connect(settings) as client:
-        assert len((await client.list_tools()).tools) == 24
+        assert len((await client.list_tools()).tools) == 17  # the Pipelines tools need their key
         result = await client.call_tool(tool, arguments)
     assert result.is_error
     assert variables in result.content[0].text
@@ -82,19 +80,6 @@ async def test_only_site_id_missing_is_named(fake: FakeCustomerIO) -> None:
     async with connect(settings) as client:
         result = await client.call_tool("delete_customer", {"customer_identifier": "1"})
     assert "set CUSTOMERIO_SITE_ID in" in result.content[0].text
-
-
-async def test_pipelines_key_falls_back_to_track_key_and_401_says_so(fake: FakeCustomerIO) -> None:
-    settings = settings_for(fake, pipelines_api_key=None)
-    async with connect(settings) as client:
-        result = await client.call_tool("track_user_event", {"request_body": {"userId": "1", "event": "e"}})
-    sent = fake.only_request()
-    assert sent.headers["authorization"] == "Basic " + base64.b64encode(f"{fake.api_key}:".encode()).decode()
-    assert result.is_error
-    text = result.content[0].text
-    assert "Customer.io issues separate keys" in text
-    assert "CUSTOMERIO_PIPELINES_API_KEY" in text
-    assert "region" in text
 
 
 async def test_no_secret_in_logs_or_results_at_debug(

@@ -91,7 +91,7 @@ PARAMETERS = {
 
 
 async def test_tools_list_names_parameters_and_annotations() -> None:
-    async with connect(Settings()) as client:
+    async with connect(Settings(pipelines_api_key="k")) as client:  # every tool: the Pipelines ones need a key
         listed = (await client.list_tools()).tools
     assert {tool.name for tool in listed} == TRACK | PIPELINES
     assert {t.name for t in TOOLS if t.api == "track"} == TRACK
@@ -111,7 +111,7 @@ async def test_tools_list_names_parameters_and_annotations() -> None:
 
 
 async def test_input_schemas_are_portable() -> None:
-    async with connect(Settings()) as client:
+    async with connect(Settings(pipelines_api_key="k")) as client:  # every tool: the Pipelines ones need a key
         listed = (await client.list_tools()).tools
     for tool in listed:
         text = json.dumps(tool.input_schema)
@@ -123,7 +123,7 @@ async def test_input_schemas_are_portable() -> None:
 
 
 async def test_tools_list_fits_in_16_kb() -> None:
-    async with connect(Settings()) as client:
+    async with connect(Settings(pipelines_api_key="k")) as client:  # every tool: the Pipelines ones need a key
         result = await client.list_tools()
     size = len(json.dumps(result.model_dump(by_alias=True, mode="json", exclude_none=True), separators=(",", ":")))
     assert size <= 16 * 1024, size
@@ -141,7 +141,7 @@ async def test_v2_and_batch_descriptions_say_what_each_branch_needs() -> None:
     from customerio_mcp.tools.schemas import body_schema, union_for
     from customerio_mcp.tools.table import TOOLS_BY_NAME
 
-    async with connect(Settings()) as client:
+    async with connect(Settings(pipelines_api_key="k")) as client:  # every tool: the Pipelines ones need a key
         described = {tool.name: tool.description for tool in (await client.list_tools()).tools}
     for name in ("manage_entity", "batch_process_requests", "send_batch_requests"):
         tool = TOOLS_BY_NAME[name]

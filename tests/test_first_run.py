@@ -143,7 +143,10 @@ def test_env_file_comes_from_the_flag_the_variable_or_the_working_directory(tmp_
     (tmp_path / ".env").write_text("CUSTOMERIO_TOOLSETS=track\n")
     elsewhere = tmp_path / "conf" / "cio.env"
     elsewhere.parent.mkdir()
-    elsewhere.write_text("CUSTOMERIO_TOOLSETS=pipelines\nCUSTOMERIO_TOOLS=track_user_event,delete_customer\n")
+    elsewhere.write_text(
+        "CUSTOMERIO_TOOLSETS=pipelines\nCUSTOMERIO_TOOLS=track_user_event,delete_customer\n"
+        "CUSTOMERIO_PIPELINES_API_KEY=k\n"
+    )
     pipelines_only = {"track_user_event"}
     track_only = {tool.name for tool in TOOLS if tool.api == "track"}
 
@@ -319,3 +322,29 @@ async def test_no_message_ends_a_sentence_twice(fake: FakeCustomerIO) -> None:
     assert any("name is required" in text for text in texts)
     assert any("Not found" in text for text in texts)
     assert [text for text in texts if DOUBLE_PERIOD.search(text)] == []
+
+
+# -- the server's instructions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tools", "effect"),
+    [
+        (None, "get_track_api_region only reads from Customer.io and writes nothing (readOnlyHint); every other "
+         "tool writes to it."),
+        (["delete_customer", "track_user_event"], "Every tool writes to Customer.io."),
+        (["get_track_api_region"], "Every tool only reads from Customer.io and writes nothing."),
+    ],
+)  # fmt: skip
+async def test_instructions_say_what_the_served_tools_do_by_their_annotations(
+    fake: FakeCustomerIO, tools: list[str] | None, effect: str
+) -> None:
+    async with connect(settings_for(fake, tools=tools)) as client:
+        instructions = client.instructions
+        listed = (await client.list_tools()).tools
+    assert instructions is not None
+    assert instructions.endswith(" " + effect)
+    assert "Every tool writes to the open world" not in instructions
+    readers = {tool.name for tool in listed if tool.annotations.read_only_hint}
+    assert all(name in instructions for name in readers) or effect.startswith("Every tool only reads")
+    assert len(instructions) < 1000  # read by every client at every start

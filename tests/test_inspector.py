@@ -37,12 +37,15 @@ def inspector(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.mark.parametrize("args", [[], ["--toolsets", "pipelines", "--no-destructive"]])
 def test_inspector_strict_reports_no_problem(inspector: list[str], args: list[str]) -> None:
     done = subprocess.run(
-        # The Inspector passes the server only the variables given with -e; at INFO it would log its start line.
+        # The Inspector passes the server only the variables given with -e; at INFO it would log its start line,
+        # and without a Pipelines key the Pipelines tools are not served.
         [
             *inspector,
             "--cli",
             "-e",
             "CUSTOMERIO_LOG_LEVEL=WARNING",
+            "-e",
+            "CUSTOMERIO_PIPELINES_API_KEY=k",
             "--method",
             "tools/list",
             "--strict",

@@ -33,7 +33,7 @@ async def test_tools_whose_only_purpose_destroys_are_hidden() -> None:
         "remove_user_from_segment",
         "alias_user_identity",
     } == DESTRUCTIVE_ONLY
-    names = await listed(Settings(disable_destructive=True))
+    names = await listed(Settings(disable_destructive=True, pipelines_api_key="k"))
     assert not names & DESTRUCTIVE_ONLY
     assert len(names) == 24 - len(DESTRUCTIVE_ONLY)
     assert {"manage_entity", "batch_process_requests", "track_user_event", "send_batch_requests"} <= names

@@ -213,6 +213,7 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
         CUSTOMERIO_MCP_AUTH_TOKEN=TOKEN,
         CUSTOMERIO_SITE_ID=fake.site_id,
         CUSTOMERIO_API_KEY=fake.api_key,
+        CUSTOMERIO_PIPELINES_API_KEY=fake.pipelines_key,
         CUSTOMERIO_TRACK_URL=fake.url,
         HOME=str(scratch),
         TMPDIR=str(scratch),
@@ -260,7 +261,7 @@ def test_the_image_over_stdio_as_its_registry_entry_starts_it(
     proc.stdin.close()
     proc.wait(timeout=30)
     assert answers[0]["result"]["serverInfo"]["name"] == "customerio-mcp"
-    assert len(answers[1]["result"]["tools"]) == 24
+    assert len(answers[1]["result"]["tools"]) == 17  # no keys set: the Pipelines tools wait for theirs
     assert proc.returncode == 0
 
 
@@ -272,3 +273,40 @@ def test_default_command_without_token_says_what_to_set(
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stderr
+
+
+DESKTOP_INSTALL = ("uv", "tool", "install", "--compile-bytecode")
+"""The desktop entry's one online step, in the clone: ``uv tool install --compile-bytecode .`` (notes/first-run.md)."""
+NO_NETWORK = {"UV_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+              "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}  # fmt: skip
+"""Nothing listens on port 9 here: anything that tries to reach PyPI fails at once."""
+
+
+def test_the_desktop_entry_starts_offline_from_what_is_installed(tmp_path: Path) -> None:
+    """Installed once (online), the entry's absolute command starts with no network and no uv cache at all."""
+    from tests.test_distribution import clean_environment
+
+    env = clean_environment(tmp_path) | {
+        "UV_TOOL_DIR": str(tmp_path / "tools"),
+        "UV_TOOL_BIN_DIR": str(tmp_path / "tool-bin"),
+    }
+    uv = shutil.which("uv", path=env["PATH"])
+    assert uv
+    installed = subprocess.run(
+        [uv, *DESKTOP_INSTALL[1:], str(ROOT)], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert installed.returncode == 0, installed.stderr
+    where = subprocess.run([uv, "tool", "dir", "--bin"], env=env, capture_output=True, text=True, check=True)
+    entry = {"command": str(Path(where.stdout.strip()) / "customerio-mcp"), "env": {"CUSTOMERIO_DRY_RUN": "true"}}
+    shutil.rmtree(env["UV_CACHE_DIR"])  # starting needs nothing uv keeps: only what was installed
+    offline = {name: value for name, value in env.items() if not name.startswith("UV_")} | NO_NETWORK
+    messages = [INITIALIZE, INITIALIZED, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}]
+    done = subprocess.run(
+        [entry["command"]], input="".join(json.dumps(m) + "\n" for m in messages), env=offline | entry["env"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert answers[0]["result"]["serverInfo"]["name"] == "customerio-mcp"
+    assert len(answers[1]["result"]["tools"]) == 24
+    assert "dry run ON" in done.stderr

@@ -74,8 +74,11 @@ async def test_failed_lookup_is_not_cached(regions: tuple[FakeCustomerIO, FakeCu
         first = await client.call_tool(*EVENT)
         second = await client.call_tool(*EVENT)
     assert first.is_error
-    assert "during the region lookup" in first.content[0].text
-    assert "CUSTOMERIO_REGION=us or eu" in first.content[0].text
+    assert "(401) for the region lookup at the Track API." in first.content[0].text
+    assert first.content[0].text.endswith(
+        "The Track API call POST /api/v1/customers/42/events was not sent; to skip the region lookup, set "
+        "CUSTOMERIO_REGION=us or eu."
+    )
     assert not second.is_error
     assert lookups(us) == 2
 

@@ -180,7 +180,7 @@ async def test_connection_refused_is_retried_even_when_unsafe(fake: FakeCustomer
     result = await run(fake, FORM, track_url=f"http://127.0.0.1:{closed_port}")
     assert result.is_error
     text = result.content[0].text
-    assert "could not connect to Customer.io (ConnectError) after 4 attempts" in text
+    assert f"could not connect to Customer.io: 127.0.0.1:{closed_port} refused the connection, after 4 attempts" in text
     assert "may or may not" not in text
     assert result.structured_content["error"]["attempts"] == 4
 

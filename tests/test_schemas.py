@@ -92,7 +92,9 @@ async def test_get_request_schema_returns_the_schema_validation_uses_and_sends_n
 ) -> None:
     from customerio_mcp.settings import Settings
 
-    async with connect(Settings(track_url=fake.url, pipelines_url=fake.pipelines_url)) as client:  # no credentials
+    # No Track credentials; a Pipelines key only because without one the Pipelines tools are not served.
+    settings = Settings(track_url=fake.url, pipelines_url=fake.pipelines_url, pipelines_api_key="k")
+    async with connect(settings) as client:
         result = await client.call_tool(tool.name, {"mode": "get_request_schema"})
     assert not result.is_error
     note, _, text = result.content[0].text.partition("\n")

@@ -328,7 +328,7 @@ async def test_the_tool_lists_kept_per_narrowing_are_bounded() -> None:
     from customerio_mcp.tools.selection import Narrowing
     from customerio_mcp.tools.table import TOOLS
 
-    settings = Settings(app_api_key="app-key-secret-0a1b2c")  # every tool served, the verify ones too
+    settings = Settings(pipelines_api_key="k", app_api_key="app-key-secret-0a1b2c")  # every tool served
     async with open_http_client(settings) as http:
         runner = ToolRunner(CustomerIOClient(settings, http), settings)
         names = [tool.name for tool in TOOLS]

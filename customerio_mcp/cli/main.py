@@ -40,6 +40,7 @@ commands:
   customerio-mcp [serve]        run the MCP server (the default)
   customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
   customerio-mcp tools          list every tool, its endpoint and annotations, and whether it is enabled
+  customerio-mcp token          print a new random token (for CUSTOMERIO_MCP_AUTH_TOKEN, CUSTOMERIO_MCP_STATE_KEYS)
   customerio-mcp audit          print the audit trail: every call that may have reached Customer.io
                                 [--since 1h|7d|2026-12-01] [--tool NAME] [--workspace SITE_ID] [--limit N] [--json]
 """
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "command", nargs="?", choices=["serve", "check", "tools", "audit"], default="serve", help="what to do"
+        "command", nargs="?", choices=["serve", "check", "tools", "audit", "token"], default="serve", help="what to do"
     )
     parser.add_argument(
         "--transport",
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve on a non-loopback address without CUSTOMERIO_MCP_AUTH_TOKEN (anyone who can reach the port "
         "can then write to your Customer.io workspace)",
+    )
+    parser.add_argument(
+        "--allow-unknown-settings",
+        action="store_true",
+        help="start even when a CUSTOMERIO_* name the server does not know looks like a misspelt safety setting "
+        "(dry run, no-destructive, confirmation, toolsets, tools); it is still ignored, with a warning",
     )
     parser.add_argument(
         "--env-file",
@@ -279,6 +286,14 @@ def serve_http(settings: Settings) -> None:
     anyio.run(serve)
 
 
+def print_token() -> int:
+    """``customerio-mcp token``: a secret nobody can guess, on stdout alone, so that ``$(...)`` captures it."""
+    import secrets
+
+    sys.stdout.write(secrets.token_urlsafe(32) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -287,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     misplaced = misplaced_options(args)
     if misplaced is not None:
         parser.error(misplaced)
+    if args.command == "token":  # needs no settings: a broken .env must not stop it
+        return print_token()
     flags = flag_overrides(args)
     from customerio_mcp.cli.setting_sources import SettingSources
 
@@ -298,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    from customerio_mcp.cli.unknown_settings import unknown_settings, verdicts
+
+    unknown = unknown_settings(sources)
+    refused_names, unknown_names = verdicts(unknown, args.allow_unknown_settings)
+    if args.command in ("tools", "audit"):  # they serve nothing: a warning is enough
+        for name in unknown:
+            logging.getLogger("customerio_mcp").warning("%s", name.described())
     if args.command == "tools":
         from customerio_mcp.cli.operator_commands import print_tools, quiet_when_piped_to_head
 
@@ -312,18 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     # check applies every rule serve applies, so that its exit 0 means this command line serves.
     from customerio_mcp.serving.startup_rules import startup_refusals
 
-    refusals = startup_refusals(settings, args.allow_unauthenticated)
+    refusals = startup_refusals(settings, args.allow_unauthenticated) + refused_names
     if args.command == "check":
         import anyio
 
         from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head, run_check
 
-        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusals))
+        # Every unknown name is a problem there, whatever it resembles: it is ignored.
+        return quiet_when_piped_to_head(lambda: anyio.run(run_check, settings, sources, refusals + unknown_names))
     if refuse_to_serve(settings, args.allow_unauthenticated, refusals):
         return 2
     from customerio_mcp.cli.startup_report import announce
 
-    announce(settings, sources)
+    announce(settings, sources, unknown_names)
     with contextlib.suppress(KeyboardInterrupt):
         if settings.mcp_transport == "stdio":
             import anyio

@@ -6,7 +6,8 @@ region lookup, the Pipelines settings and, for the verify toolset, that an App A
 It applies every rule ``serve`` applies, so exit 0 means the same command line serves and
 everything the enabled tools need is in place; otherwise it exits 1 with one line per problem
 saying what to set. Its verdict on Customer.io is one of valid, refused, unreachable, timeout or
-wrong region, and it never retries.
+wrong region, and it never retries. Pipelines tools left unserved for want of a key are said, and
+are a problem only when a setting asked for them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from customerio_mcp.cli.setting_sources import SettingSources, variable_name
 from customerio_mcp.cli.startup_report import base_url_warnings, shared_state_problems
 from customerio_mcp.errors import CustomerIOMCPError
 from customerio_mcp.settings import VERIFY_TOOLSET, Settings
-from customerio_mcp.tools.selection import enabled_tools, offered_tools, why_disabled
-from customerio_mcp.tools.table import TOOLS
+from customerio_mcp.tools.selection import enabled_tools, offered_tools, waiting_for_pipelines_key, why_disabled
+from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME
 
 
 def shown_value(value: Any) -> str:
@@ -89,31 +90,37 @@ async def _check_track(settings: Settings, out: TextIO, problems: list[str]) -> 
         )
 
 
-def _check_pipelines(settings: Settings, out: TextIO, problems: list[str], warnings: list[str]) -> None:
+PIPELINES_KEY_WHERE = "Data Pipelines > your HTTP API source > API key"
+
+
+def _check_pipelines(settings: Settings, out: TextIO, problems: list[str]) -> None:
     if settings.pipelines_url is not None and not urlsplit(settings.pipelines_url).path.endswith("/v1"):
         problems.append(
             f"CUSTOMERIO_PIPELINES_URL {settings.pipelines_url} does not end in /v1: calls would go to "
             f"{settings.pipelines_url}/identify; use the base URL with /v1, e.g. https://cdp.customer.io/v1"
         )
     key, track_key = settings.pipelines_api_key, settings.api_key
-    if key is not None:
-        if track_key is not None and key.get_secret_value() == track_key.get_secret_value():
-            out.write("  API key: the Track key (CUSTOMERIO_PIPELINES_API_KEY equals CUSTOMERIO_API_KEY)\n")
-            problems.append(
-                "CUSTOMERIO_PIPELINES_API_KEY is the Track API key (it equals CUSTOMERIO_API_KEY): Customer.io "
-                "issues a separate key for Data Pipelines (Data Pipelines > your HTTP API source > API key)"
-            )
-        else:
-            out.write("  API key: present (CUSTOMERIO_PIPELINES_API_KEY; Customer.io checks it on the first call)\n")
-    elif track_key is not None:
-        out.write("  API key: falling back to CUSTOMERIO_API_KEY, the Track key\n")
-        warnings.append(
-            "CUSTOMERIO_PIPELINES_API_KEY is not set, so Pipelines calls use the Track key; Customer.io issues "
-            "separate keys: set CUSTOMERIO_PIPELINES_API_KEY to your HTTP API source's key"
+    if key is None:  # served without a key only in dry run
+        out.write("  API key: not configured (dry run sends nothing; a real call needs one)\n")
+        problems.append(f"set CUSTOMERIO_PIPELINES_API_KEY ({PIPELINES_KEY_WHERE})")
+    elif track_key is not None and key.get_secret_value() == track_key.get_secret_value():
+        out.write("  API key: the Track key (CUSTOMERIO_PIPELINES_API_KEY equals CUSTOMERIO_API_KEY)\n")
+        problems.append(
+            "CUSTOMERIO_PIPELINES_API_KEY is the Track API key (it equals CUSTOMERIO_API_KEY): Customer.io "
+            f"issues a separate key for Data Pipelines ({PIPELINES_KEY_WHERE})"
         )
     else:
-        out.write("  API key: not configured\n")
-        problems.append("set CUSTOMERIO_PIPELINES_API_KEY (Data Pipelines > your HTTP API source > API key)")
+        out.write("  API key: present (CUSTOMERIO_PIPELINES_API_KEY; Customer.io checks it on the first call)\n")
+
+
+def _pipelines_asked_for(settings: Settings, sources: SettingSources) -> str | None:
+    """The setting that explicitly asks for Pipelines tools (a toolset or an allow-listed tool), if one does."""
+    if sources.origin("toolsets") != "default" and "pipelines" in settings.toolsets:
+        return sources.describe("toolsets")
+    allowed = settings.tools or ()
+    if sources.origin("tools") != "default" and any(TOOLS_BY_NAME[name].api == "pipelines" for name in allowed):
+        return sources.describe("tools")
+    return None
 
 
 async def run_check(
@@ -136,7 +143,7 @@ async def run_check(
     warnings = base_url_warnings(settings, sources)
     problems += [*(serve_refusals or []), *shared_state_problems(settings)]
     apis = {tool.api for tool in served}
-    if not served:
+    if not served and not waiting_for_pipelines_key(settings):  # else the Pipelines section says why
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")
     from_requests = "credentials: from each request's X-Customerio-* headers (CUSTOMERIO_CREDENTIALS_FROM=request)\n"
     out.write("\nTrack API\n")
@@ -150,12 +157,20 @@ async def run_check(
     else:
         await _check_track(settings, out, problems)
     out.write("\nPipelines API\n")
-    if "pipelines" not in apis:
+    if waiting_for_pipelines_key(settings):
+        out.write(f"  not served: CUSTOMERIO_PIPELINES_API_KEY is not set ({PIPELINES_KEY_WHERE})\n")
+        asked = _pipelines_asked_for(settings, sources)
+        if asked is not None:
+            problems.append(
+                f"{asked} asks for Pipelines tools, but they are not served without a key: set "
+                f"CUSTOMERIO_PIPELINES_API_KEY ({PIPELINES_KEY_WHERE})"
+            )
+    elif "pipelines" not in apis:
         out.write("  not used by the enabled tools\n")
     elif settings.credentials_from == "request":
         out.write("  " + from_requests)
     else:
-        _check_pipelines(settings, out, problems, warnings)
+        _check_pipelines(settings, out, problems)
     if any(tool.toolset == VERIFY_TOOLSET for tool in offered):
         out.write("\nApp API (verify toolset)\n")
         if settings.credentials_from == "request":

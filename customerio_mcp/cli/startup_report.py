@@ -10,12 +10,13 @@ do shared confirmation state keys without the Redis that records which confirmat
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from customerio_mcp import __version__
 from customerio_mcp.cli.setting_sources import SettingSources, shown_text
 from customerio_mcp.settings import Settings
-from customerio_mcp.tools.selection import enabled_tools, offered_tools
+from customerio_mcp.tools.selection import enabled_tools, offered_tools, waiting_for_pipelines_key
 
 CUSTOMERIO_DOMAIN = "customer.io"
 BASE_URL_FIELDS = (("track_url", "Track"), ("pipelines_url", "Pipelines"), ("app_url", "App"))
@@ -97,19 +98,20 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
         if settings.mcp_health_port is not None:
             transport += f" (health checks also on port {settings.mcp_health_port})"
     present, absent = credential_names(settings)
+    unserved = "; Pipelines tools need CUSTOMERIO_PIPELINES_API_KEY" if waiting_for_pipelines_key(settings) else ""
     env_file = sources.env_file.resolve()
     env_state = "read" if sources.env_file_values else ("empty" if sources.env_file.is_file() else "not found")
     return (
-        f"customerio-mcp {__version__} serving {transport}: {served} of {total} tools; "
+        f"customerio-mcp {__version__} serving {transport}: {served} of {total} tools{unserved}; "
         f"dry run {'ON (nothing is sent to Customer.io)' if settings.dry_run else 'off'}; "
         f"credentials set: {', '.join(present) or 'none'}; not set: {', '.join(absent) or 'none'}; "
         f"region {region_mode(settings)}; env file {env_file} ({env_state})"
     )
 
 
-def announce(settings: Settings, sources: SettingSources) -> None:
-    """Log the WARNINGs about base URLs, then the one INFO line saying what is being served."""
+def announce(settings: Settings, sources: SettingSources, unknown_names: Sequence[str] = ()) -> None:
+    """Log the WARNINGs (names no setting reads, base URLs), then the one INFO line saying what is being served."""
     logger = logging.getLogger("customerio_mcp")
-    for warning in base_url_warnings(settings, sources) + shared_state_problems(settings):
+    for warning in [*unknown_names, *base_url_warnings(settings, sources), *shared_state_problems(settings)]:
         logger.warning("%s", warning)
     logger.info("%s", startup_line(settings, len(enabled_tools(settings)), len(offered_tools(settings)), sources))

@@ -40,7 +40,7 @@ from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace import Workspace
 from customerio_mcp.errors import ConfigurationError, DeliveryError
 from customerio_mcp.settings import Settings
-from customerio_mcp.text_safety import redact
+from customerio_mcp.text_safety import clip, redact
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class CustomerIOClient:
                     missing=[names.app_api_key],
                 )
             return "Bearer " + w.app_api_key.get_secret_value()
-        key = w.effective_pipelines_key
+        key = w.pipelines_api_key  # never the Track key: Customer.io issues Data Pipelines its own
         if key is None:
             raise ConfigurationError(
                 f"The Data Pipelines API key is not configured: set {names.pipelines_api_key} {names.where} (the "
@@ -186,28 +186,29 @@ class CustomerIOClient:
         """Where the region lookup goes: the explicit Track URL, or the US endpoint (it answers for all)."""
         return self._settings.track_url or self._region_urls["us"].track
 
-    async def base_url(self, api: Api) -> tuple[str, str]:
-        """The base URL for ``api`` and the region label reported in results."""
-        known = self.configured_base(api)
+    async def base_url(self, request: ApiRequest) -> tuple[str, str]:
+        """The base URL for ``request`` and the region label reported in results."""
+        known = self.configured_base(request.api)
         if known is not None:
             return known
-        region = await self.detect_region(api)
-        return self._region_urls[region].for_api(api), region
+        region = await self.detect_region(request)
+        return self._region_urls[region].for_api(request.api), region
 
-    async def detect_region(self, api: Api) -> Region:
+    async def detect_region(self, request: ApiRequest) -> Region:
         """Ask Customer.io once which region the account is in; concurrent callers share the answer.
 
-        A failed lookup is not cached, so the next call tries again.
+        A failed lookup is not cached, so the next call tries again. Its error names ``request`` as
+        not sent, rather than the lookup's own endpoint as if that had been the call.
         """
         if self._detected is not None:
             return self._detected
         async with self._region_lock:
             if self._detected is not None:
                 return self._detected
-            if api != "track" and self._workspace.missing_track_credentials():
-                logger.info("no Track credentials for the region lookup; %s API calls use the US region", api)
+            if request.api != "track" and self._workspace.missing_track_credentials():
+                logger.info("no Track credentials for the region lookup; %s API calls use the US region", request.api)
                 return "us"
-            answer = await self.lookup_region()
+            answer = await self.lookup_region(lookup_for=request)
             if answer.region not in self._region_urls:
                 raise DeliveryError(
                     f"The region lookup answered an unknown region {answer.region!r}; set "
@@ -218,16 +219,17 @@ class CustomerIOClient:
             logger.info("Customer.io account region: %s", answer.region)
             return self._detected  # type: ignore[return-value]
 
-    async def lookup_region(self) -> ApiResponse:
+    async def lookup_region(self, lookup_for: ApiRequest | None = None) -> ApiResponse:
         """``GET /api/v1/accounts/region`` against the explicit Track URL or the US endpoint.
 
         The US endpoint answers for accounts in every region; the response's ``region`` is reported.
+        ``lookup_for``: the call waiting for the answer, which a failure names.
         """
         answer = await self._send_to(
             ApiRequest("track", "GET", REGION_LOOKUP_PATH, replay_safe=True),
             self.lookup_base(),
             "",
-            context="region lookup",
+            lookup_for=lookup_for,
         )
         body = answer.body if isinstance(answer.body, dict) else {}
         return replace(answer, region=str(body.get("region", "")).lower())
@@ -238,10 +240,12 @@ class CustomerIOClient:
         if request.api == "track" and request.path == REGION_LOOKUP_PATH:
             return await self.lookup_region()
         self.authorization(request.api)  # fail before any network call, region lookup included
-        base, region = await self.base_url(request.api)
+        base, region = await self.base_url(request)
         return await self._send_to(request, base, region)
 
-    async def _send_to(self, request: ApiRequest, base: str, region: str, context: str | None = None) -> ApiResponse:
+    async def _send_to(
+        self, request: ApiRequest, base: str, region: str, lookup_for: ApiRequest | None = None
+    ) -> ApiResponse:
         content = request.content
         if content is None and request.body is not None:
             content = json.dumps(request.body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -263,6 +267,11 @@ class CustomerIOClient:
             )
         except Undelivered as undelivered:
             failure = undelivered.last
+            for_call = f" (the region lookup for {lookup_for.method} {lookup_for.path})" if lookup_for else ""
+            logger.warning(
+                "%s %s%s failed after %d attempt(s): %s", request.method, clip(base + request.path, 200),
+                clip(for_call, 200), undelivered.attempts, failure.describe(),
+            )  # fmt: skip
             if failure.response is not None:
                 body = redact(_decode_body(failure.response), self.secrets())
                 raise status_error(
@@ -271,15 +280,15 @@ class CustomerIOClient:
                     body,
                     request,
                     undelivered.attempts,
-                    context,
+                    lookup_for,
                     maybe_applied=undelivered.maybe_applied,
                 ) from None
-            raise undelivered_error(request, undelivered, context) from None
+            raise undelivered_error(self._settings, request, undelivered, lookup_for) from None
         body = _decode_body(response)
         if response.status_code >= 400:
             body = redact(body, self.secrets())
             raise status_error(
-                self._settings, response.status_code, body, request, attempts, context, maybe_applied=maybe_applied
+                self._settings, response.status_code, body, request, attempts, lookup_for, maybe_applied=maybe_applied
             )
         if response.status_code == 207 and isinstance(body, dict) and body.get("errors"):
             raise partial_failure(body, attempts)

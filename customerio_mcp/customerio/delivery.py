@@ -20,11 +20,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal, Protocol
 
 import anyio
 import httpx2
 
+from customerio_mcp.customerio.network_failures import ConnectFailure, connect_failure
 from customerio_mcp.text_safety import clip
 
 logger = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 MIN_ATTEMPT_SECONDS = 0.05
 """An attempt with less time left than this is not started: it could not get an answer."""
 
-FailureKind = Literal["refused", "overloaded", "deadline", "timeout", "lost", "status"]
+FailureKind = Literal["connect", "overloaded", "deadline", "timeout", "lost", "status"]
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,14 @@ class Failure:
     """True when Customer.io cannot have processed this attempt."""
     response: httpx2.Response | None = None
     cause: Exception | None = None
+    connect: ConnectFailure | None = None
+    """Why no connection was made (kind ``connect``): DNS, TLS, refused, timeout, with the host."""
 
     def describe(self) -> str:
         if self.response is not None:
             return f"HTTP {self.response.status_code}"
+        if self.connect is not None:
+            return self.connect.explained()
         return type(self.cause).__name__ if self.cause is not None else self.kind
 
 
@@ -126,6 +132,8 @@ async def deliver(
     """
     import stamina  # only a call that fails once pays for importing the retry machinery
 
+    _quiet_stamina()
+
     deadline = anyio.current_time() + policy.deadline
     attempts = 0
     maybe_applied = False
@@ -177,6 +185,15 @@ async def deliver(
     raise AssertionError("unreachable: stamina either returns an attempt's answer or re-raises")  # pragma: no cover
 
 
+@cache
+def _quiet_stamina() -> None:
+    """Without stamina's own WARNING per scheduled retry: each attempt has a DEBUG line here, each failed call
+    one WARNING from the client, and a retry that then succeeds is no failure."""
+    import stamina.instrumentation
+
+    stamina.instrumentation.set_on_retry_hooks([])
+
+
 class _Where:
     """``METHOD url`` of a request for a log line, without its query; built only if the line is written."""
 
@@ -187,6 +204,12 @@ class _Where:
 
     def __str__(self) -> str:
         return f"{self._request.method} {clip(str(self._request.url.copy_with(query=None)), 200)}"
+
+
+def _logged(failure: Failure, number: int, request: httpx2.Request) -> Failure:
+    """One DEBUG line per failed attempt; the client writes the one WARNING when the whole call fails."""
+    logger.debug("attempt %d: %s failed (%s): %s", number, _Where(request), failure.kind, failure.describe())
+    return failure
 
 
 async def _attempt(
@@ -211,17 +234,15 @@ async def _attempt(
         with anyio.fail_after(left):
             response = await http.send(request)
     except httpx2.PoolTimeout as exc:
-        logger.warning("attempt %d: %s: no free connection in the local pool", number, _Where(request))
-        raise _AttemptFailed(Failure("overloaded", unprocessed=True, cause=exc)) from exc
+        failure = Failure("overloaded", unprocessed=True, cause=exc)
+        raise _AttemptFailed(_logged(failure, number, request)) from exc
     except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-        logger.warning("attempt %d: %s could not connect (%s)", number, _Where(request), type(exc).__name__)
-        raise _AttemptFailed(Failure("refused", unprocessed=True, cause=exc)) from exc
+        failure = Failure("connect", unprocessed=True, cause=exc, connect=connect_failure(exc, request.url))
+        raise _AttemptFailed(_logged(failure, number, request)) from exc
     except (httpx2.TimeoutException, TimeoutError) as exc:
-        logger.warning("attempt %d: %s timed out waiting for the answer", number, _Where(request))
-        raise _AttemptFailed(Failure("timeout", unprocessed=False, cause=exc)) from exc
+        raise _AttemptFailed(_logged(Failure("timeout", unprocessed=False, cause=exc), number, request)) from exc
     except httpx2.TransportError as exc:
-        logger.warning("attempt %d: %s failed after sending (%s)", number, _Where(request), type(exc).__name__)
-        raise _AttemptFailed(Failure("lost", unprocessed=False, cause=exc)) from exc
+        raise _AttemptFailed(_logged(Failure("lost", unprocessed=False, cause=exc), number, request)) from exc
     logger.debug("attempt %d: %s -> %d", number, _Where(request), response.status_code)
     if response.status_code == 429:
         raise _AttemptFailed(Failure("status", unprocessed=True, response=response))

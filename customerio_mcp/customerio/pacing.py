@@ -1,7 +1,8 @@
 """Pacing: each API's request budget per workspace (``CUSTOMERIO_RATE_LIMIT`` per second), waited for.
 
-Customer.io asks for about 100 requests per second per workspace to Track and Pipelines, and
-answers 429 beyond 10 per second on its App API, whose budget is the smaller of the two
+Customer.io allows 1,000 requests per second per workspace to Track and to Pipelines (its current
+descriptions; the default budget of 100 stays well inside that, raise ``CUSTOMERIO_RATE_LIMIT`` for
+more), and answers 429 beyond 10 per second on its App API, whose budget is the smaller of the two
 (``API_RATE_CAPS``). A call over budget waits for room; it is never refused. With one process the
 budget lives in that process (``aiolimiter``, a leaky bucket with a tenth of a second of burst).
 With ``CUSTOMERIO_REDIS_URL`` every replica draws from one budget kept in Redis by ``limits`` (its

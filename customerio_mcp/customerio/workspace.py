@@ -111,11 +111,6 @@ class Workspace:
             if not value
         ]
 
-    @property
-    def effective_pipelines_key(self) -> SecretStr | None:
-        """The Pipelines key, or the Track key as the seed integration falls back to."""
-        return self.pipelines_api_key or self.api_key
-
     def described_for(self, api: Api) -> str:
         """Which workspace a call to ``api`` writes to, in words a person recognises: never a key.
 
@@ -148,7 +143,7 @@ class Workspace:
             return _digest("track", self.site_id, _secret(self.api_key))
         if api == "app":
             return _digest("app", _secret(self.app_api_key))
-        return _digest("pipelines", _secret(self.effective_pipelines_key))
+        return _digest("pipelines", _secret(self.pipelines_api_key))
 
     def applied_to(self, settings: Settings) -> Settings:
         """The operator's settings with this workspace's keys and region in place of the environment's.

@@ -12,6 +12,11 @@ The ``verify`` toolset (App API reads) is served only where its key is: with
 carry ``X-Customerio-App-Api-Key``. It joins the default toolsets then; a ``--toolsets`` list that
 names it serves it only with a key too, except in dry run, which previews its requests without one.
 Without a key nothing of it shows: ``tools/list`` is exactly the 24 writing tools.
+
+Without a Data Pipelines API key the seven Pipelines tools are not served: Customer.io issues that
+API its own key, and there is no falling back to the Track key. Two exceptions: dry run, which
+sends nothing and needs no key, and ``CUSTOMERIO_CREDENTIALS_FROM=request``, where each request
+brings the key in ``X-Customerio-Pipelines-Api-Key`` (a call without it says to send that header).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 
 DESTRUCTIVE_ONLY = frozenset(tool.name for tool in TOOLS if tool.destructive == "always")
 """Tools whose only purpose is destructive: not served in no-destructive mode."""
+NO_PIPELINES_KEY = "no Data Pipelines API key: set CUSTOMERIO_PIPELINES_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,16 @@ def unknown_tool_names(settings: Settings) -> str | None:
     return f"unknown tool(s) {', '.join(unknown)}; valid tools: {', '.join(TOOLS_BY_NAME)}"
 
 
+def pipelines_key_missing(settings: Settings) -> bool:
+    """Whether the Pipelines tools go unserved for want of CUSTOMERIO_PIPELINES_API_KEY (see the module's rule)."""
+    return settings.pipelines_api_key is None and not settings.dry_run and settings.credentials_from == "environment"
+
+
+def waiting_for_pipelines_key(settings: Settings) -> tuple[ToolSpec, ...]:
+    """The tools the operator's choices would serve but for the missing Pipelines key."""
+    return tuple(tool for tool in TOOLS if why_disabled(tool, settings) == NO_PIPELINES_KEY)
+
+
 def destructive_allowed(settings: Settings, narrowing: Narrowing = EVERYTHING) -> bool:
     return not (settings.disable_destructive or narrowing.no_destructive)
 
@@ -125,6 +141,8 @@ def why_disabled(tool: ToolSpec, settings: Settings, narrowing: Narrowing = EVER
         return "it is not in the allow-list (CUSTOMERIO_TOOLS / --tools)"
     if settings.disable_destructive and tool.name in DESTRUCTIVE_ONLY:
         return "destructive tools are disabled (CUSTOMERIO_DISABLE_DESTRUCTIVE / --no-destructive)"
+    if tool.api == "pipelines" and pipelines_key_missing(settings):
+        return NO_PIPELINES_KEY
     if narrowing.toolsets is not None and tool.toolset not in narrowing.toolsets:
         return f"this request narrowed the toolsets to {', '.join(sorted(narrowing.toolsets))}"
     if tool.toolset == VERIFY_TOOLSET and narrowing.no_app_api_key and _verify_needs_key(settings):
