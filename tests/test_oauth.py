@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
 
+from customerio_mcp.serving.log_hygiene import BURST, REFILL_SECONDS
 from customerio_mcp.serving.oauth import token_scopes
 from customerio_mcp.serving.oauth_issuer import metadata_urls
 from customerio_mcp.tools.selection import DESTRUCTIVE_ONLY
@@ -277,6 +278,29 @@ def test_invalid_tokens_are_refused_with_401(
     log = served.server.log.read_text()
     assert "access token refused" in log
     assert token not in log
+
+
+def test_a_flood_of_bad_tokens_writes_a_few_lines_saying_why(
+    served: Served, authorization_server: AuthorizationServer
+) -> None:
+    """1,000 refused tokens: at most the burst of refusal lines (each saying why, never the token), then
+    one line saying how many similar lines were suppressed. Before, every refusal was a line."""
+    token = bad_token("wrong_audience", authorization_server, served.server.public_url)
+    method, endpoint = served.endpoint
+    start = len(served.server.log.read_text())
+    started = time.monotonic()
+    with httpx2.Client(base_url=served.server.url, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}) as http:
+        for _ in range(1_000):
+            assert http.request(method, endpoint, json=INITIALIZE, timeout=10).status_code == 401
+        flood = time.monotonic() - started
+        time.sleep(REFILL_SECONDS)  # room for one more line, which counts the suppressed ones
+        assert http.request(method, endpoint, json=INITIALIZE, timeout=10).status_code == 401
+    time.sleep(0.5)
+    lines = [line for line in served.server.log.read_text()[start:].splitlines() if "access token refused" in line]
+    assert 1 <= len(lines) <= BURST + 2 + flood / REFILL_SECONDS, len(lines)
+    assert all("its audience 'https://other.example/mcp' is not" in line for line in lines), lines[:2]
+    assert "similar lines suppressed" in lines[-1], lines[-1]
+    assert token not in served.server.log.read_text()
 
 
 async def test_opaque_tokens_are_checked_by_introspection(
