@@ -167,7 +167,10 @@ class Settings(BaseSettings):
     @field_validator("mcp_oauth_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
-        return value.replace(",", " ").split() or None if isinstance(value, str) else value
+        """Comma- or space-separated, U+0020 only (RFC 6749 §3.3): another space is part of a scope name."""
+        if not isinstance(value, str):
+            return value
+        return [scope for scope in value.strip().replace(",", " ").split(" ") if scope] or None
 
     @field_validator("mcp_oauth_audience", "mcp_oauth_client_id")
     @classmethod

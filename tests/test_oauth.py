@@ -189,6 +189,22 @@ async def test_token_without_the_destructive_scope_is_served_as_no_destructive(
     assert routes == [("POST", "/api/v1/customers/{identifier}/events")]
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\t", "\n", "\u2003", "\u3000", "\u1680", "\x1f"])
+async def test_only_u0020_separates_scopes(
+    served: Served, authorization_server: AuthorizationServer, space: str
+) -> None:
+    """``a<NBSP>customerio:destructive`` is one scope name (RFC 6749 §3.3), not the destructive scope."""
+    now = int(time.time())
+    claims = {"iss": authorization_server.issuer, "aud": served.server.public_url, "iat": now, "exp": now + 600}
+    token = authorization_server.sign({**claims, "client_id": "tester", "scope": f"{USE} a{space}{DESTRUCTIVE}"})
+    async with mcp_client(served.transport, served.server.url, token=token) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        deleted = await client.call_tool("delete_customer", {"customer_identifier": unique_id()})
+    assert len(names) == ALL_TOOLS - DESTRUCTIVE_ONLY_TOOLS
+    assert deleted.is_error
+    assert NARROWED in deleted.content[0].text
+
+
 def test_token_without_a_required_scope_gets_403_insufficient_scope(
     served: Served,
     authorization_server: AuthorizationServer,
@@ -395,6 +411,9 @@ def test_issuer_metadata_is_looked_for_where_the_mcp_spec_says(issuer: str, urls
     ("claims", "scopes"),
     [
         ({"scope": "a customerio:destructive"}, ["a", "customerio:destructive"]),
+        ({"scope": " a  b "}, ["a", "b"]),
+        ({"scope": "a\u00a0customerio:destructive"}, ["a\u00a0customerio:destructive"]),  # RFC 6749: U+0020 only
+        ({"scope": "a\tb\nc"}, ["a\tb\nc"]),
         ({"scp": ["a", "b"]}, ["a", "b"]),  # Okta, Entra ID
         ({"scp": "a b"}, ["a", "b"]),
         ({"scope": 3}, []),

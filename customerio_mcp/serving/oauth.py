@@ -78,10 +78,15 @@ def accepted_audiences(audience: str) -> list[str]:
 
 
 def token_scopes(claims: dict[str, Any]) -> list[str]:
-    """Scopes from ``scope`` (RFC 9068 / 7662: space-separated) or ``scp`` (Okta, Entra ID: list or string)."""
+    """Scopes from ``scope`` (RFC 9068 / 7662: space-separated) or ``scp`` (Okta, Entra ID: list or string).
+
+    Separated by U+0020 only (RFC 6749 §3.3: ``scope-token *( SP scope-token )``): a token holding
+    another space (``a<NBSP>customerio:destructive``) is one strange scope name, and grants nothing
+    else. ``str.split()`` split on every Unicode space, which granted the destructive scope to that one.
+    """
     value = claims.get("scope", claims.get("scp"))
     if isinstance(value, str):
-        return value.split()
+        return [scope for scope in value.split(" ") if scope]
     if isinstance(value, list):
         return [scope for scope in value if isinstance(scope, str)]
     return []
