@@ -209,8 +209,8 @@ def test_check_reports_request_credentials_and_whether_redis_answers(redis: Redi
     assert done.returncode == 0, done.stdout + done.stderr  # neither needs anything more to serve
     assert done.stdout.count("credentials: from each request's X-Customerio-* headers") == 2
     if reachable:
-        assert f"Redis at redis://127.0.0.1:{redis.port}: answers" in done.stdout
+        assert f"Redis at redis://127.0.0.1:{redis.port}/0: answers" in done.stdout
     else:
         assert "UNREACHABLE" in done.stdout
-        assert "warning: Redis at redis://127.0.0.1" in done.stdout
+        assert "warning: Redis at redis://<redacted>@127.0.0.1" in done.stdout  # no password
     assert "pass-word-9" not in done.stdout + done.stderr

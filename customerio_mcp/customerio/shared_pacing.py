@@ -24,13 +24,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import coredis
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+
+from customerio_mcp.text_safety import shown_url
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,13 +53,6 @@ async def bounded(operation: Awaitable[T]) -> T:
     """``operation``, or TimeoutError once it has taken ``REDIS_TIMEOUT_SECONDS``, whatever it waits for."""
     with anyio.fail_after(REDIS_TIMEOUT_SECONDS):
         return await operation
-
-
-def shown_redis_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or parts.path or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 async def ping(url: str) -> str | None:
@@ -84,7 +78,7 @@ class RedisBudgets:
     """The process's connection to the shared budgets in Redis, and whether Redis is usable right now."""
 
     def __init__(self, url: str, rate: float) -> None:
-        self._shown = shown_redis_url(url)
+        self._shown = shown_url(url)  # no password, no query
         # Our own pool, so that shutdown can close its connections (``limits`` has no close).
         self._pool = coredis.ConnectionPool.from_url(
             url, connect_timeout=REDIS_TIMEOUT_SECONDS, stream_timeout=REDIS_TIMEOUT_SECONDS
