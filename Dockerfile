@@ -6,7 +6,7 @@
 # specification and stays the default here only for existing setups. For a new deployment add
 #   -e CUSTOMERIO_MCP_TRANSPORT=streamable-http
 # Limits (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS, _MAX_SESSIONS, _MAX_CONNECTIONS, _CLIENT_TIMEOUT, ...) apply to
-# both; see "Deploying remotely" in the README. More than ~4000 connections need --ulimit nofile=N:N.
+# both; see docs/deploying.md. More than ~4000 connections need --ulimit nofile=N:N.
 # The base image is pinned by version and digest. Dependencies come from uv.lock, exported for pip:
 #   uv lock && uv export --frozen --no-dev --no-emit-project --no-hashes --no-header --format requirements-txt \
 #     > requirements.lock
@@ -32,7 +32,10 @@ COPY pyproject.toml README.md LICENSE ./
 COPY customerio_mcp ./customerio_mcp
 RUN pip install --no-deps .
 
-RUN useradd --create-home --uid 10001 mcp
+# The audit trail's directory, a volume: writable even with --read-only, kept across restarts when named
+# (-v customerio-mcp-audit:/var/lib/customerio-mcp). Replicas share one trail with CUSTOMERIO_AUDIT=redis instead.
+RUN useradd --create-home --uid 10001 mcp && install -d -o mcp -g mcp -m 0700 /var/lib/customerio-mcp
+VOLUME ["/var/lib/customerio-mcp"]
 USER mcp
 
 # Defaults only: override any of them with -e at docker run (CUSTOMERIO_MCP_TRANSPORT=streamable-http is
@@ -40,7 +43,8 @@ USER mcp
 ENV CUSTOMERIO_MCP_TRANSPORT=sse \
     CUSTOMERIO_MCP_HOST=0.0.0.0 \
     CUSTOMERIO_MCP_PORT=8000 \
-    CUSTOMERIO_MCP_HEALTH_PORT=8001
+    CUSTOMERIO_MCP_HEALTH_PORT=8001 \
+    CUSTOMERIO_AUDIT=file:/var/lib/customerio-mcp/audit.jsonl
 
 # 8001 answers only GET /healthz, from a thread a burst of requests on 8000 cannot delay.
 EXPOSE 8000 8001

@@ -63,6 +63,7 @@ def valid_batch(count: int = 5_000) -> dict[str, Any]:
 
 
 ONE_OBJECT = {f"k{i}": i for i in range(60_000)}  # 60,000 members, about 1 MB
+LISTS_OBJECT = {f"k{i}": [i] for i in range(50_000)}  # 50,000 members, about 1 MB; no device attribute holds a list
 NUMBERS = list(range(100_000))  # about 600 KB
 
 

@@ -10,6 +10,7 @@ must behave like one without the entry.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 Toolset = Literal["track", "pipelines"]
+AUDIT_CHOICES = ("file", "redis", "off")
 
 
 RANDOM_STRING_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -132,6 +134,12 @@ class Settings(BaseSettings):
         description="Ask a person (MCP elicitation) before a destructive call: auto (when the client can), "
         "required (refuse when it cannot), off.",
     )
+    confirm_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds a person has to answer a confirmation; then the call counts as declined, nothing sent.",
+    )
     mcp_state_keys: Annotated[list[SecretStr] | None, NoDecode] = Field(
         default=None,
         description="Secrets (32+ bytes each, comma-separated; the first seals) that seal confirmation state; "
@@ -210,6 +218,17 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL (redis://, rediss:// or unix://): shares the CUSTOMERIO_RATE_LIMIT budget across "
         "replicas.",
+    )
+
+    # -- the audit trail ------------------------------------------------------------------------
+    audit: str = Field(
+        default="file",
+        description="Where every call that may have reached Customer.io is recorded: file (audit.jsonl in the "
+        "user's state directory), file:/absolute/path.jsonl, redis (a stream in CUSTOMERIO_REDIS_URL, shared by "
+        "replicas) or off.",
+    )
+    audit_bodies: bool = Field(
+        default=False, description="Also record each request's body in the audit trail (never keys or headers)."
     )
 
     @field_validator("log_level", "region", "confirm_destructive", mode="before")
@@ -294,6 +313,24 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("audit")
+    @classmethod
+    def _check_audit(cls, value: str, info: ValidationInfo) -> str:
+        """``file``, ``off``, ``redis`` (which needs CUSTOMERIO_REDIS_URL) or ``file:`` and an absolute path."""
+        text = value.strip()
+        if text.lower() in AUDIT_CHOICES:
+            text = text.lower()
+            if text == "redis" and info.data.get("redis_url") is None:
+                raise ValueError("redis needs CUSTOMERIO_REDIS_URL, the Redis whose stream holds the records")
+            return text
+        if text[:5].lower() != "file:":
+            hint = f"; for a file, write file:{text}" if Path(text).expanduser().is_absolute() else ""
+            raise ValueError(f"must be file, file:/absolute/path.jsonl, redis or off{hint}")
+        path = Path(text[5:].strip()).expanduser()
+        if not path.is_absolute() or not path.name:
+            raise ValueError("file: must be followed by an absolute path to a file, e.g. file:/var/log/cio-audit.jsonl")
+        return f"file:{path}"
 
     @field_validator("site_id")
     @classmethod

@@ -2,9 +2,10 @@
 
 Run from the repository root (the descriptions are vendored in ``openapi/``):
 
-    python scripts/derive_schemas.py                     # rewrite customerio_mcp/tools/request_schemas.json
-    python scripts/derive_schemas.py --check             # exit 1 if the shipped file is stale
-    python scripts/derive_schemas.py --relaxations-table # the README's table of relaxations
+    python3 scripts/derive_schemas.py                    # rewrite customerio_mcp/tools/request_schemas.json
+    python3 scripts/derive_schemas.py --check            # exit 1 if the shipped file is stale
+    python3 scripts/derive_schemas.py --relaxations-table # the table of relaxations in docs/tools.md
+    python3 scripts/derive_schemas.py --updates-table    # ... of updates to Customer.io's current description
 
 The output is deterministic (sorted keys, no timestamps), so a test can prove the shipped file is
 exactly what this script makes. Each endpoint's schema is JSON Schema 2020-12, self-contained
@@ -288,6 +289,14 @@ def _pipelines_items(schema: Schema) -> Iterator[Schema]:
         yield schema
 
 
+def _calls_of_type(schema: Schema, kind: str) -> Iterator[Schema]:
+    """The branches of the schema's Pipelines calls (single or batched) whose ``type`` is ``kind``."""
+    for items in _pipelines_items(schema):
+        for branch in _branches(items):
+            if branch.get("properties", {}).get("type", {}).get("enum") == [kind]:
+                yield branch
+
+
 def _merge_known_and_anonymous(call: Schema) -> Schema:
     """One object for a call's "Known User" and "Anonymous User" branches, ids optional and nullable."""
     properties: dict[str, Schema] = {}
@@ -298,8 +307,15 @@ def _merge_known_and_anonymous(call: Schema) -> Schema:
         names = [name for name in branch.get("required", []) if name not in ("userId", "anonymousId")]
         required = names if required is None else [name for name in required if name in names]
     for name in ("userId", "anonymousId"):
-        properties[name] = {"type": ["string", "null"]}
+        properties[name] = {
+            "type": ["string", "null"],
+            "errorMessage": f"must be a string (Customer.io's docs define `{name}` as a string) or null, not {{got}}",
+            "errorFix": 'send the id as a string, e.g. "42" instead of 42',
+        }
     merged: Schema = {"type": "object", "properties": properties}
+    rules = [branch.get("allOf") for branch in call["anyOf"]]
+    if rules[0] and all(rule == rules[0] for rule in rules):  # both carry the same event rules (SEMANTIC_EVENTS)
+        merged["allOf"] = rules[0]
     title = call["anyOf"][0].get("title", "").rsplit(" / ", 1)[0]
     if title and title != call["anyOf"][0].get("title"):
         merged["title"] = title
@@ -353,6 +369,55 @@ def _batch_alias(alias_schema: Callable[[], Schema]) -> Callable[[Schema], int]:
     return apply
 
 
+COMMON_FIELDS = (
+    "context",
+    "integrations",
+    "messageId",
+    "timestamp",
+    "originalTimestamp",
+    "receivedAt",
+    "sentAt",
+    "version",
+)
+"""The fields every Pipelines call may carry (Segment's common fields), as the description gives a single call them."""
+PIPELINES_KINDS = ("identify", "track", "page", "screen", "group", "alias")
+
+
+def _common_fields(single_call: Callable[[], Schema]) -> Callable[[Schema], int]:
+    """Every Pipelines call, single or batched, takes the common fields and ``_metadata``; an alias its
+    ``anonymousId``; a page or screen its ``category``; a batch its ``sentAt``.
+
+    The description gives the common fields to single identify/track/page/screen/group calls only, yet
+    ``customerio-cdp-analytics`` sends ``timestamp``, ``context`` and ``integrations`` on every call of
+    a batch and on aliases, ``category`` at the top of pages and screens, and ``sentAt`` on the batch;
+    ``@customerio/cdp-analytics-node`` sends ``_metadata`` (Segment's library diagnostics) on every
+    call. Their definitions are copied from a single call (``single_call``), so that they mean the same.
+    """
+
+    def apply(schema: Schema) -> int:
+        known = _branches(single_call())[0]["properties"]
+        common = {name: known[name] for name in COMMON_FIELDS} | {"_metadata": {"type": "object"}}
+        extra: dict[str, dict[str, Schema]] = {
+            "alias": {"anonymousId": {"type": ["string", "null"]}},
+            "page": {"category": {"type": "string"}},
+            "screen": {"category": {"type": "string"}},
+        }
+        changed = 0
+        for kind in PIPELINES_KINDS:
+            for branch in _calls_of_type(schema, kind):
+                properties = branch.setdefault("properties", {})
+                for name, sub in {**common, **extra.get(kind, {})}.items():
+                    if name not in properties:
+                        properties[name] = copy.deepcopy(sub)
+                        changed += 1
+        if "batch" in schema.get("properties", {}) and "sentAt" not in schema["properties"]:
+            schema["properties"]["sentAt"] = copy.deepcopy(known["sentAt"])
+            changed += 1
+        return changed
+
+    return apply
+
+
 def _nullable_integrations(schema: Schema) -> int:
     changed = 0
     for node in _walk(schema):
@@ -381,6 +446,200 @@ def _v2_page_action(schema: Schema) -> int:
     return changed
 
 
+# -- updates: where Customer.io's current description (OpenAPI 3.1) differs from the vendored one ----
+
+PERSON_IDENTIFIERS = ("id", "email", "cio_id")
+_PHONE = {"type": "string", "description": "A phone number in E.164 format, e.g. +14155552671."}
+
+
+def _person_identifier_unions(schema: Schema) -> Iterator[list[Schema]]:
+    """Each union of one-key person identifier branches (``{"id"}``, ``{"email"}``, ``{"cio_id"}``)."""
+    for node in _walk(schema):
+        branches = node.get("anyOf")
+        if not isinstance(branches, list) or not all(isinstance(branch, dict) for branch in branches):
+            continue
+        names = [tuple(branch.get("properties", {})) for branch in branches]
+        if sorted(names) == sorted((name,) for name in PERSON_IDENTIFIERS):
+            yield branches
+
+
+def _phone_identifier(schema: Schema) -> int:
+    """A ``phone`` branch beside ``email`` in every person identifier union, shaped like the email branch."""
+    changed = 0
+    for branches in list(_person_identifier_unions(schema)):
+        email = next(branch for branch in branches if "email" in branch["properties"])
+        phone = {**copy.deepcopy(email), "properties": {"phone": dict(_PHONE)}, "title": "phone"}
+        if "required" in email:
+            phone["required"] = ["phone"]
+        branches.insert(branches.index(email) + 1, phone)
+        changed += 1
+    return changed
+
+
+def _properties_named(schema: Schema, name: str) -> Iterator[Schema]:
+    """The schema of every property called ``name``, however deep."""
+    for node in _walk(schema):
+        properties = node.get("properties")
+        if isinstance(properties, dict) and isinstance(properties.get(name), dict):
+            yield properties[name]
+
+
+def _scalar_device_attributes(schema: Schema) -> int:
+    changed = 0
+    for device in _properties_named(schema, "device"):
+        attributes = device.get("properties", {}).get("attributes")
+        if isinstance(attributes, dict) and attributes.get("additionalProperties") == {"type": "string"}:
+            attributes["additionalProperties"] = {"type": ["string", "number", "boolean", "null"]}
+            changed += 1
+    return changed
+
+
+def _numeric_anonymous_id(schema: Schema) -> int:
+    changed = 0
+    for anonymous in _properties_named(schema, "anonymous_id"):
+        if anonymous.get("type") == "string":
+            anonymous["type"] = ["string", "number"]
+            changed += 1
+    return changed
+
+
+_TRAITS = {
+    "unsubscribed": {
+        "type": ["boolean", "string", "number"],
+        "description": 'true unsubscribes the person (so do any casing of "true", 1 and "1").',
+    },
+}
+_CHANNELS = {
+    "type": "object",
+    "additionalProperties": {"type": "boolean"},
+    "description": "Channel subscriptions by channel type (email, sms, push...).",
+}
+
+
+def _identify_traits(schema: Schema) -> int:
+    """``traits.unsubscribed`` and ``traits.cio_subscription_preferences.channels``, as now documented."""
+    changed = 0
+    for branch in _calls_of_type(schema, "identify"):
+        traits = branch["properties"].get("traits")
+        preferences = traits.get("properties", {}).get("cio_subscription_preferences") if traits else None
+        if preferences is not None:
+            traits["properties"].update(copy.deepcopy(_TRAITS))
+            preferences.setdefault("properties", {})["channels"] = dict(_CHANNELS)
+            changed += 1
+    return changed
+
+
+_USER_ID = {"type": "string"}
+_DEVICE_CONTEXT = {
+    "type": "object",
+    "required": ["device"],
+    "properties": {
+        "device": {
+            "type": "object",
+            "required": ["token"],
+            "properties": {"token": {"type": "string"}, "type": {"type": "string", "enum": ["ios", "android"]}},
+        }
+    },
+}
+_OBJECT = {"objectId": {"type": "string"}, "objectTypeId": {"type": "integer"}}
+SEMANTIC_EVENTS: dict[str, Schema] = {
+    "User Deleted": {"required": ["userId"], "properties": {"userId": _USER_ID}},
+    "User Suppressed": {"required": ["userId"], "properties": {"userId": _USER_ID}},
+    "User Unsuppressed": {"required": ["userId"], "properties": {"userId": _USER_ID}},
+    "Relationship Deleted": {
+        "required": ["userId", "properties"],
+        "properties": {
+            "userId": _USER_ID,
+            "properties": {"type": "object", "required": ["objectId"], "properties": _OBJECT},
+        },
+    },
+    "Object Deleted": {
+        "required": ["anonymousId", "properties"],
+        "properties": {"anonymousId": _USER_ID, "properties": {"type": "object", "properties": _OBJECT}},
+    },
+    "Device Created or Updated": {
+        "required": ["userId", "context"],
+        "properties": {"userId": _USER_ID, "context": _DEVICE_CONTEXT},
+    },
+    "Device Deleted": {
+        "required": ["userId", "context"],
+        "properties": {"userId": _USER_ID, "context": _DEVICE_CONTEXT},
+    },
+    "Report Delivery Event": {
+        "required": ["properties"],
+        "properties": {
+            "properties": {
+                "type": "object",
+                "properties": {
+                    "deliveryId": {"type": "string"},
+                    "metric": {"type": "string", "enum": ["delivered", "clicked", "converted", "opened"]},
+                    **{name: {"type": "string"} for name in ("recipient", "reason", "actionValue", "href")},
+                },
+            }
+        },
+    },
+    "Report Content Event": {
+        "required": ["properties"],
+        "properties": {
+            "properties": {
+                "type": "object",
+                "required": ["activityType"],  # sic: the description defines `actionType` (see _no_activity_type)
+                "properties": {
+                    "actionType": {"type": "string", "enum": ["viewed_content", "clicked_content"]},
+                    "contentId": {"type": "integer"},
+                    "templateId": {"type": "integer"},
+                },
+            }
+        },
+    },
+}
+"""Customer.io's typed ``track`` events (its current Pipelines description) and what each needs beyond a track call."""
+REPORTS = ["Report Delivery Event", "Report Content Event"]
+"""Semantic events attributed by their properties (a delivery, a piece of content): no userId or anonymousId."""
+
+
+def variant_rule(event: str, then: Schema, when: dict[str, str] | None = None) -> Schema:
+    """``if`` the call's ``event`` is ``event`` (and its ``when`` keys hold those values), ``then`` applies too."""
+    selects = {**{key: {"const": value} for key, value in (when or {}).items()}, "event": {"const": event}}
+    return {"if": {"properties": selects, "required": list(selects)}, "then": then}
+
+
+def _v2_identify_timestamp(schema: Schema) -> int:
+    """The current description names the v2 person identify's ordering time ``timestamp`` (``_timestamp`` before)."""
+    changed = 0
+    for node in _walk(schema):
+        properties = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        if "_timestamp" in properties and "timestamp" not in properties and "identifiers" in properties:
+            properties["timestamp"] = copy.deepcopy(properties["_timestamp"])
+            changed += 1
+    return changed
+
+
+def _no_activity_type(schema: Schema) -> int:
+    changed = 0
+    for node in _walk(schema):
+        then = node.get("then") if node.get("if", {}).get("properties", {}).get("event") else None
+        extra = then.get("properties", {}).get("properties", {}) if isinstance(then, dict) else {}
+        if "activityType" in extra.get("required", []):
+            extra["required"].remove("activityType")
+            if not extra["required"]:
+                del extra["required"]
+            changed += 1
+    return changed
+
+
+def _semantic_events(schema: Schema) -> int:
+    """Each typed event's own requirements on every track call (single or in a batch): a rule per event name."""
+    changed = 0
+    for branch in _calls_of_type(schema, "track"):
+        if "event" in branch["properties"]:
+            branch.setdefault("allOf", []).extend(
+                variant_rule(event, copy.deepcopy(then)) for event, then in SEMANTIC_EVENTS.items()
+            )
+            changed += 1
+    return changed
+
+
 # -- rules: certainly wrong values, refused with a precise message ----------------------------
 
 _TIMESTAMP_MESSAGE = "must be unix time in whole seconds, e.g. 1700000000 (not milliseconds, not an ISO date string)"
@@ -398,6 +657,15 @@ def _unix_seconds(schema: Schema) -> int:
     return changed
 
 
+def _string_ids(schema: Schema) -> int:
+    items = schema["properties"]["ids"]["items"]
+    if items.get("type") != "string":
+        return 0
+    items["errorMessage"] = "must be a string (Customer.io's docs define `ids` as strings, numeric ids too), not {got}"
+    items["errorFix"] = 'send each id as a string, e.g. "42" instead of 42'
+    return 1
+
+
 def _non_empty_batch(schema: Schema) -> int:
     schema.setdefault("required", [])
     if "batch" not in schema["required"]:
@@ -406,10 +674,12 @@ def _non_empty_batch(schema: Schema) -> int:
     return 1
 
 
+_PRESENT = {"type": ["string", "number", "boolean", "object", "array"], "minLength": 1}
+"""Present and not empty: a wrong type is the property's own rule, which names the property and the type."""
 _IDENTITY = {
     "anyOf": [
-        {"required": ["userId"], "properties": {"userId": {"type": "string", "minLength": 1}}},
-        {"required": ["anonymousId"], "properties": {"anonymousId": {"type": "string", "minLength": 1}}},
+        {"required": ["userId"], "properties": {"userId": _PRESENT}},
+        {"required": ["anonymousId"], "properties": {"anonymousId": _PRESENT}},
     ],
     "errorMessage": "needs `userId` or `anonymousId` (a non-empty string; the other may be omitted or null)",
     "errorFix": "set `userId` to the person's id, or `anonymousId` to the visitor's anonymous id",
@@ -422,21 +692,22 @@ def _identity_required(schema: Schema) -> int:
         for branch in _branches(items):
             kind = branch.get("properties", {}).get("type", {}).get("enum", [])
             if kind and set(kind) <= {"identify", "track", "page", "screen", "group"}:
-                branch["allOf"] = [copy.deepcopy(_IDENTITY)]
+                identity = copy.deepcopy(_IDENTITY)
+                if kind == ["track"]:  # a report is attributed by its properties (a delivery), not a person
+                    identity["anyOf"].append({"required": ["event"], "properties": {"event": {"enum": REPORTS}}})
+                branch["allOf"] = [identity, *branch.get("allOf", [])]
                 changed += 1
     return changed
 
 
 def _group_id_required(schema: Schema) -> int:
     changed = 0
-    for items in _pipelines_items(schema):
-        for branch in _branches(items):
-            if branch.get("properties", {}).get("type", {}).get("enum") == ["group"]:
-                branch.setdefault("required", [])
-                if "groupId" not in branch["required"]:
-                    branch["required"].append("groupId")
-                branch["properties"]["groupId"] = {"type": "string", "minLength": 1}
-                changed += 1
+    for branch in _calls_of_type(schema, "group"):
+        branch.setdefault("required", [])
+        if "groupId" not in branch["required"]:
+            branch["required"].append("groupId")
+        branch["properties"]["groupId"] = {"type": "string", "minLength": 1}
+        changed += 1
     return changed
 
 
@@ -616,7 +887,12 @@ def _description_body(
     return simplify(converted)
 
 
-def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
+CURRENT = "Customer.io's current description (OpenAPI 3.1)"
+
+
+def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change], list[Change]]:
+    """The updates to Customer.io's current description, then the relaxations, then the rules, in that order."""
+
     def alias() -> Schema:
         return _description_body(documents["pipelines"], "/alias", "post")
 
@@ -625,6 +901,47 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
     )
     person_events = ("track", "POST /api/v1/customers/{identifier}/events")
     v2 = (("track", "POST /api/v2/entity"), ("track", "POST /api/v2/batch"))
+    tracks = (("pipelines", "POST /track"), ("pipelines", "POST /batch"))
+    identifies = (("pipelines", "POST /identify"), ("pipelines", "POST /batch"))
+    devices = (("track", "PUT /api/v1/customers/{identifier}/devices"), *v2)
+    updates = [
+        Change(
+            v2,
+            "v2 person `identifiers`, `merge` `primary`/`secondary`",
+            "`id`, `email` or `cio_id`",
+            "also `phone` (E.164, e.g. `+14155552671`), for workspaces that identify people by phone",
+            CURRENT + ": person_common `identifiers`",
+            _phone_identifier,
+        ),
+        Change(
+            tracks,
+            "Pipelines `track` semantic events",
+            "any event name, no other requirement",
+            "typed variants with their own required fields: "
+            + "; ".join(
+                f"{event}: {', '.join(_required_paths(then)) or 'nothing more'}"
+                for event, then in SEMANTIC_EVENTS.items()
+            ),
+            CURRENT + ": `track` `oneOf` (create_update_device, delete_device, delete_person, ...)",
+            _semantic_events,
+        ),
+        Change(
+            identifies,
+            "Pipelines identify `traits`",
+            "`email`, `createdAt`, `cio_subscription_preferences.topics`",
+            'also `unsubscribed` (true, any casing of "true", 1 or "1") and `cio_subscription_preferences.channels`',
+            CURRENT + ": `identify` traits",
+            _identify_traits,
+        ),
+        Change(
+            v2,
+            "v2 person `identify` `timestamp`",
+            "`_timestamp`",
+            "`timestamp` (and `_timestamp`)",
+            CURRENT + ": Person: Identify",
+            _v2_identify_timestamp,
+        ),
+    ]
     relaxations = [
         Change(
             (("track", "PUT /api/v1/customers/{identifier}"),),
@@ -668,6 +985,18 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
             _batch_alias(alias),
         ),
         Change(
+            (*pipelines_calls, ("pipelines", "POST /alias")),
+            "Pipelines calls' common fields",
+            "`timestamp`, `context`, `integrations`, `messageId`, `sentAt`… on single identify, track, page, screen "
+            "and group calls",
+            "the same on every call, batched calls and aliases included, and `_metadata`; an alias's "
+            "`anonymousId`; a page's or screen's `category`; a batch's `sentAt`",
+            "`customerio-cdp-analytics` sends them (every batched call carries its `timestamp`, `context` and "
+            "`integrations`), `@customerio/cdp-analytics-node` adds `_metadata`: a field Customer.io's own "
+            "library sends is never warned of as ignored",
+            _common_fields(lambda: _description_body(documents["pipelines"], "/page", "post")),
+        ),
+        Change(
             pipelines_calls,
             "Pipelines `integrations`",
             "object",
@@ -684,6 +1013,39 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
             _v2_page_action,
             before_simplifying=True,
         ),
+        Change(
+            (("track", "POST /api/v1/merge_customers"),),
+            "`merge_customer_profiles` `primary`/`secondary`",
+            "`id`, `email` or `cio_id`",
+            "also `phone`",
+            "the current description takes `phone` wherever a v2 operation names a person; a merge names two",
+            _phone_identifier,
+        ),
+        Change(
+            (("track", "POST /api/v1/events"),),
+            "`track_anonymous_event` `anonymous_id`",
+            "string",
+            "string or number",
+            '`customerio-node` `trackAnonymous(anonymousId, ...)` ("String or number") sends a number as is',
+            _numeric_anonymous_id,
+        ),
+        Change(
+            devices,
+            "device `attributes` values (v1 and v2)",
+            "string",
+            "string, number, boolean or null, as person attributes",
+            '`customerio-node` `addDevice(id, token, "ios", {primary: true})`, its own documented example, '
+            "sends a boolean",
+            _scalar_device_attributes,
+        ),
+        Change(
+            tracks,
+            "`Report Content Event` `properties.activityType`",
+            "required",
+            "optional (`actionType`: viewed_content or clicked_content)",
+            "the current description's own bug: it requires `activityType` but defines only `actionType`",
+            _no_activity_type,
+        ),
     ]
     rules = [
         Change(
@@ -693,6 +1055,15 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
             "integer below 10^11 (unix seconds)",
             "a larger value is milliseconds, which Customer.io reads as a date thousands of years ahead",
             _unix_seconds,
+        ),
+        Change(
+            tuple(("track", f"POST /api/v1/segments/{{segment_id}}/{verb}_customers") for verb in ("add", "remove")),
+            "segment `ids`",
+            "strings",
+            "strings; a number is refused saying so",
+            "`customerio-node` `addCustomersToSegment(7, [42])` sends numbers as given; "
+            "Customer.io's docs want strings",
+            _string_ids,
         ),
         Change(
             (("track", "POST /api/v2/batch"), ("pipelines", "POST /batch")),
@@ -706,7 +1077,8 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
             pipelines_calls,
             "Pipelines `userId` / `anonymousId`",
             "one of them required",
-            "at least one of them a non-empty string",
+            "at least one of them present and non-empty (neither for a `Report Delivery Event` or "
+            "`Report Content Event`, attributed by their properties)",
             "Customer.io cannot attribute a call without either",
             _identity_required,
         ),
@@ -719,13 +1091,23 @@ def _changes(documents: dict[str, Schema]) -> tuple[list[Change], list[Change]]:
             _group_id_required,
         ),
     ]
-    return relaxations, rules
+    return updates, relaxations, rules
+
+
+def _required_paths(schema: Schema, prefix: str = "") -> list[str]:
+    """``userId``, ``context.device.token``: every field a schema requires, nested requirements included."""
+    found = []
+    for name in schema.get("required", []):
+        sub = schema.get("properties", {}).get(name, {})
+        inner = _required_paths(sub, f"{prefix}{name}.")
+        found += inner or [f"`{prefix}{name}`"]
+    return found
 
 
 def derive(source: Path) -> dict[str, Any]:
     raw = {api: (source / f"{api}.json").read_bytes() for api in ("track", "pipelines")}
     documents = {api: json.loads(text) for api, text in raw.items()}
-    relaxations, rules = _changes(documents)
+    updates, relaxations, rules = _changes(documents)
     result: dict[str, Any] = {"_source": {f"{api}.json": hashlib.sha256(text).hexdigest() for api, text in raw.items()}}
     unions: dict[str, Any] = {}
     for api, document in documents.items():
@@ -735,7 +1117,7 @@ def derive(source: Path) -> dict[str, Any]:
                 key = f"{method.upper()} {path}"
                 if method == "parameters" or "requestBody" not in operation or (api, key) in SKIPPED:
                     continue
-                applicable = [change for change in (*relaxations, *rules) if (api, key) in change.endpoints]
+                applicable = [change for change in (*updates, *relaxations, *rules) if (api, key) in change.endpoints]
                 early = tuple(change.apply for change in applicable if change.before_simplifying)
                 schema = _description_body(document, path, method, early)
                 for change in applicable:
@@ -788,9 +1170,19 @@ CONVERSIONS = [
 """Relaxations made by the conversion itself (stage 1) or by the tool, listed with the others."""
 
 
+def _documents(source: Path) -> dict[str, Schema]:
+    return {api: json.loads((source / f"{api}.json").read_bytes()) for api in ("track", "pipelines")}
+
+
+def updates_table(source: Path = DEFAULT_SOURCE) -> str:
+    _updates, _, _ = _changes(_documents(source))
+    rows = ["| field | the vendored description says | the current description says | where |", "|---|---|---|---|"]
+    rows += [f"| {c.field} | {c.described} | {c.accepted} | {c.why} |" for c in _updates]
+    return "\n".join(rows) + "\n"
+
+
 def relaxations_table(source: Path = DEFAULT_SOURCE) -> str:
-    documents = {api: json.loads((source / f"{api}.json").read_bytes()) for api in ("track", "pipelines")}
-    relaxations, _ = _changes(documents)
+    _, relaxations, _ = _changes(_documents(source))
     rows = ["| field | the description says | we accept | why |", "|---|---|---|---|"]
     rows += [f"| {c.field} | {c.described} | {c.accepted} | {c.why} |" for c in relaxations]
     rows += [f"| {field} | {described} | {accepted} | {why} |" for field, described, accepted, why in CONVERSIONS]
@@ -798,8 +1190,7 @@ def relaxations_table(source: Path = DEFAULT_SOURCE) -> str:
 
 
 def rules_table(source: Path = DEFAULT_SOURCE) -> str:
-    documents = {api: json.loads((source / f"{api}.json").read_bytes()) for api in ("track", "pipelines")}
-    _, rules = _changes(documents)
+    _, _, rules = _changes(_documents(source))
     rows = ["| field | the description says | we require | why |", "|---|---|---|---|"]
     rows += [f"| {c.field} | {c.described} | {c.accepted} | {c.why} |" for c in rules]
     return "\n".join(rows) + "\n"
@@ -813,9 +1204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="folder with track.json, pipelines.json")
     parser.add_argument("--check", action="store_true", help="exit 1 if the shipped file differs from a derivation")
-    parser.add_argument("--relaxations-table", action="store_true", help="print the README's relaxations table")
-    parser.add_argument("--rules-table", action="store_true", help="print the README's rules table")
+    parser.add_argument("--relaxations-table", action="store_true", help="print the relaxations table of docs/tools.md")
+    parser.add_argument("--rules-table", action="store_true", help="print the rules table of docs/tools.md")
+    parser.add_argument("--updates-table", action="store_true", help="print the updates table of docs/tools.md")
     args = parser.parse_args(argv)
+    if args.updates_table:
+        sys.stdout.write(updates_table(args.source))
+        return 0
     if args.relaxations_table:
         sys.stdout.write(relaxations_table(args.source))
         return 0

@@ -18,6 +18,18 @@ from tests.fake_customerio import FakeCustomerIO
 FAST_RETRY = RetryPolicy(max_retries=3, deadline=10.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.01)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def audit_state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Servers started by the tests (in process or not) keep their audit trail out of the developer's home."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if previous is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = previous
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """A developer's own CUSTOMERIO_* variables or .env file must never change a result."""

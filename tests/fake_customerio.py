@@ -51,6 +51,10 @@ TRACK_ROUTES: list[tuple[str, str, str | None]] = [
     ("POST", "/api/v2/batch", "POST /api/v2/batch"),
 ]
 PIPELINES_OPERATIONS = ("identify", "track", "page", "screen", "group", "alias", "batch")
+SEGMENT_ID_TYPES = ("id", "email", "phone", "cio_id")
+"""What a manual segment's ``id_type`` may say; absent means ``id``."""
+BODILESS = {"/api/v1/customers/{identifier}/suppress", "/api/v1/customers/{identifier}/unsuppress"}
+"""POSTs the description gives no body: Customer.io's curl examples send none, its libraries send ``{}``."""
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -297,7 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised(api):
             self._answer(entry, 401, {"meta": {"error": "Unauthorized request"}})
             return
+        problem = self._unexpected(route, split.query, body)
+        if problem:
+            fake.rejections.append(problem)
+            self._answer(entry, 400, {"meta": {"error": problem}})
+            return
         if schema_key is not None:
+            if api == "pipelines" and schema_key != "POST /batch" and isinstance(body, dict) and "type" not in body:
+                body = {"type": schema_key.removeprefix("POST /"), **body}  # the endpoint says which call it is
             problem = self._invalid(api, schema_key, body)
             strict = api == "track" or self.headers.get("X-Strict-Mode") == "1"
             if problem and strict:
@@ -354,6 +365,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self, api: str) -> bool:
         return self._account(api) is not None
+
+    def _unexpected(self, route: str, query: str, body: Any) -> str | None:
+        """A segment ``id_type`` Customer.io does not know, or a body where the description has none."""
+        id_types = parse_qs(query).get("id_type", [])
+        if route.startswith("/api/v1/segments/") and any(value not in SEGMENT_ID_TYPES for value in id_types):
+            return f"id_type must be one of {', '.join(SEGMENT_ID_TYPES)}"
+        if route in BODILESS and body not in (None, {}):
+            return "this endpoint takes no body"
+        return None
 
     def _invalid(self, api: str, schema_key: str, body: Any) -> str | None:
         if not isinstance(body, dict):

@@ -79,13 +79,11 @@ class AuthorizationServer:
         return httpx2.get(self.issuer + "/admin/stats", timeout=10).json()["introspections"]
 
 
-@pytest.fixture(scope="session", name="provider_prefix")
-def provider_prefix_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The provider script with its pinned dependencies installed (``npm ci``), in a temporary prefix."""
+def npm_installed(source: Path, script: str, prefix: Path) -> Path:
+    """``script`` from ``source`` with the packages its ``package-lock.json`` pins (``npm ci``), in ``prefix``."""
     node_binary, npm_cli = node()
-    prefix = tmp_path_factory.mktemp("oauth-provider")
-    for name in ("package.json", "package-lock.json", "provider.mjs"):
-        shutil.copy(PROVIDER_SOURCE / name, prefix / name)
+    for name in ("package.json", "package-lock.json", script):
+        shutil.copy(source / name, prefix / name)
     env = dict(os.environ, PATH=f"{node_binary.parent}{os.pathsep}{os.environ['PATH']}")
     subprocess.run(
         [str(node_binary), str(npm_cli), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -96,6 +94,12 @@ def provider_prefix_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env=env,
     )
     return prefix
+
+
+@pytest.fixture(scope="session", name="provider_prefix")
+def provider_prefix_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The provider script with its pinned dependencies installed (``npm ci``), in a temporary prefix."""
+    return npm_installed(PROVIDER_SOURCE, "provider.mjs", tmp_path_factory.mktemp("oauth-provider"))
 
 
 @contextmanager

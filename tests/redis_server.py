@@ -49,10 +49,11 @@ def _answers_ping(port: int) -> bool:
 
 
 @contextmanager
-def redis_server(directory: Path) -> Iterator[RedisProcess]:
+def redis_server(directory: Path, port: int | None = None) -> Iterator[RedisProcess]:
+    """A Redis on ``port`` (default: a free one), answering PING when this yields."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed: apt-get install redis-server (.ci/run does this in CI)"
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         # No persistence, loopback only, its files in a temporary folder.
         [

@@ -11,6 +11,7 @@ import pytest
 from customerio_mcp.cli.main import configure_logging
 from customerio_mcp.settings import Settings
 from tests.conftest import connect, settings_for
+from tests.documents import section
 from tests.fake_customerio import FakeCustomerIO
 
 
@@ -28,15 +29,14 @@ def test_environment_beats_dotenv_and_defaults(monkeypatch: pytest.MonkeyPatch, 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_env_example_and_readme_name_every_setting() -> None:
-    """A new setting that .env.example or the README's Configuration table forgets is a setting nobody finds."""
+def test_env_example_and_the_docs_name_every_setting() -> None:
+    """A new setting that .env.example or the table of docs/configuration.md forgets is a setting nobody finds."""
     env_example = (ROOT / ".env.example").read_text()
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Configuration") : readme.index("## Deploying remotely")]
+    table = section(ROOT / "docs" / "configuration.md", "every-setting")
     for name in Settings.model_fields:
         variable = f"CUSTOMERIO_{name.upper()}"
         assert f"{variable}=" in env_example, f"{variable} missing from .env.example"
-        assert f"| `{variable}` |" in table, f"{variable} missing from the README's Configuration table"
+        assert f"| `{variable}` |" in table, f"{variable} missing from the settings table of docs/configuration.md"
 
 
 def test_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,7 +50,7 @@ DESTRUCTIVE = {
     "send_batch_requests",  # alias items and those events
     "update_or_add_person",  # cio_relationships with delete_relationships
 }
-"""Every tool whose calls may delete, suppress or merge: MCP's destructiveHint (the README's table agrees)."""
+"""Every tool whose calls may delete, suppress or merge: MCP's destructiveHint (docs/tools.md's table agrees)."""
 IDEMPOTENT = {
     "get_track_api_region",
     "update_or_add_person",
@@ -157,5 +157,5 @@ async def test_v2_and_batch_descriptions_say_what_each_branch_needs() -> None:
                 for inner in nested.get("required", []):
                     assert inner in text, (name, values, field, inner)
     for name in ("manage_entity", "batch_process_requests"):
-        assert '"id"|"email"|"cio_id"' in described[name]
+        assert '"id"|"email"|"phone"|"cio_id"' in described[name]
         assert '"object_type_id": "1" (a string)' in described[name]

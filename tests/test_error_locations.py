@@ -106,7 +106,11 @@ CASES: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["has 2 properties; at most 1 allowed"],
     ),
 ]
-PATHS = {"add_people_to_segment": {"segment_identifier": 7}, "send_customer_event": {"customer_identifier": "1"}}
+PATHS = {
+    "add_people_to_segment": {"segment_identifier": 7},
+    "send_customer_event": {"customer_identifier": "1"},
+    "submit_form_response": {"form_identifier": "f1"},
+}
 
 
 @pytest.mark.parametrize(("tool", "body", "field", "words"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
@@ -142,3 +146,66 @@ async def test_echoed_values_are_cut_and_control_characters_neutralised(fake: Fa
     assert "no\\nsuch" in tool.content[0].text
     assert len(tool.content[0].text.split("Fix:")[0]) < 200
     assert fake.requests == []
+
+
+async def _refusal(fake: FakeCustomerIO, tool: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    async with connect(settings_for(fake)) as client:
+        result = await client.call_tool(tool, {**PATHS.get(tool, {}), "request_body": body})
+    assert result.is_error
+    assert fake.requests == []
+    return result.content[0].text, result.structured_content["error"]
+
+
+async def test_of_several_wrong_items_the_first_is_named_and_the_others_counted(fake: FakeCustomerIO) -> None:
+    # jsonschema's relevance prefers the last sibling: this named `ids[1]` and said nothing of `ids[0]`.
+    text, error = await _refusal(fake, "add_people_to_segment", {"ids": [101, 102]})
+    assert error["field"] == "request_body.ids[0]", text
+    assert error["more_failing"] == 1
+    assert "more_failing_at_least" not in error
+    assert text.startswith(
+        "`request_body.ids[0]` must be a string (Customer.io's docs define `ids` as strings, numeric ids too), not "
+        "an integer (101), and 1 more item fails the same way."
+    )
+
+
+async def test_a_long_array_names_its_first_wrong_item_and_counts_the_rest_exactly(fake: FakeCustomerIO) -> None:
+    ids: list[Any] = [str(i) if i % 7 != 3 else i for i in range(900)]
+    wrong = [i for i, value in enumerate(ids) if isinstance(value, int)]
+    text, error = await _refusal(fake, "add_people_to_segment", {"ids": ids})
+    assert error["field"] == f"request_body.ids[{wrong[0]}]" == "request_body.ids[3]", text
+    assert error["more_failing"] == len(wrong) - 1 == 128
+    assert f"and {len(wrong) - 1} more items fail the same way" in text
+
+
+async def test_wrong_members_are_named_in_the_bodys_order(fake: FakeCustomerIO) -> None:
+    # Form fields are free-form members (additionalProperties): jsonschema walked them as a set.
+    body = {"data": {"email": "a@example.com", "zip": 1, "age": 2, "city": "Paris"}}
+    text, error = await _refusal(fake, "submit_form_response", body)
+    assert error["field"] == "request_body.data.zip", text
+    assert "and 1 more field fails the same way" in text
+
+
+async def test_thousands_of_wrong_members_are_counted_up_to_a_bound(fake: FakeCustomerIO) -> None:
+    """Explaining walks the body in pure Python: it stops counting after 1,000 more, and says so."""
+    body = {"data": {"email": "a@example.com", **{f"k{i}": i for i in range(5_000)}}}
+    text, error = await _refusal(fake, "submit_form_response", body)
+    assert error["field"] == "request_body.data.k0", text
+    assert error["more_failing"] == 1_000
+    assert error["more_failing_at_least"] is True
+    assert "and at least 1,000 more fields fail the same way" in text
+
+
+async def test_different_rules_broken_in_one_place_are_not_counted_as_more(fake: FakeCustomerIO) -> None:
+    no_identifiers_no_name = {"type": "person", "action": "event"}
+    text, error = await _refusal(fake, "manage_entity", no_identifiers_no_name)
+    assert "more_failing" not in error, text
+    assert "same way" not in text
+
+
+async def test_member_names_in_a_field_path_are_cut_and_neutralised(fake: FakeCustomerIO) -> None:
+    """A member name is client text too: 8 KB of it with newlines once reached the error message whole."""
+    hostile = "x\nforged" * 1_000
+    text, error = await _refusal(fake, "submit_form_response", {"data": {"email": "a@example.com", hostile: 1}})
+    assert "\n" not in text.split("Fix:")[0], text[:300]
+    assert len(error["field"]) < 200
+    assert error["field"].startswith("request_body.data.x\\nforgedx")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +18,33 @@ from customerio_mcp.cli.startup_report import base_url_warnings
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.table import TOOLS
 from tests.conftest import connect, settings_for
+from tests.documents import ROOT, readme_run_command
 from tests.fake_customerio import FakeCustomerIO
 from tests.processes import INITIALIZE, INITIALIZED, TOKEN, command, http_server, server_env
 
 TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
-def stdio_session(args: list[str], cwd: Path, **variables: str) -> tuple[list[dict[str, Any]], str]:
-    """Start the server over stdio, initialize and list tools, close stdin; the answers and stderr."""
-    stdin = "".join(json.dumps(m) + "\n" for m in (INITIALIZE, INITIALIZED, TOOLS_LIST))
+def stdio_session(
+    args: list[str],
+    cwd: Path,
+    *,
+    program: str | None = None,
+    then: tuple[dict[str, Any], ...] = (),
+    timeout: float = 60,
+    **variables: str,
+) -> tuple[list[dict[str, Any]], str]:
+    """Start the server over stdio (the installed command, or ``program``), initialize, list tools, send
+    ``then``, close stdin; the answers and stderr."""
+    stdin = "".join(json.dumps(m) + "\n" for m in (INITIALIZE, INITIALIZED, TOOLS_LIST, *then))
     done = subprocess.run(
-        [command(), *args],
+        [program or command(), *args],
         input=stdin,
         env=server_env(None, CUSTOMERIO_LOG_LEVEL="INFO", **variables),
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -71,6 +84,38 @@ def test_http_start_names_the_url_and_the_token_by_name_only(fake: FakeCustomerI
     assert "region eu; explicit CUSTOMERIO_TRACK_URL and CUSTOMERIO_PIPELINES_URL" in line
     for secret in (TOKEN, fake.api_key, fake.pipelines_key):
         assert secret not in stderr
+
+
+# -- the README's first command --------------------------------------------------------------------------
+
+
+def test_the_readme_command_serves_a_dry_run_from_a_checkout(tmp_path: Path) -> None:
+    """The README's run command, word for word, in the checkout: uv builds the package and it answers a client.
+
+    A cache of its own, so uv resolves and builds from scratch as on a new machine (from PyPI).
+    """
+    uvx, *args = shlex.split(readme_run_command())
+    assert uvx == "uvx"
+    found = shutil.which("uvx", path=str(Path(sys.executable).parent)) or shutil.which("uvx")
+    assert found, "uv is a test dependency: pip install -e '.[test]'"
+    cache = str(tmp_path / "uv-cache")
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call"}
+    call["params"] = {"name": "delete_customer", "arguments": {"customer_identifier": "7"}}
+    answered, stderr = stdio_session(args, ROOT, program=found, then=(call,), timeout=600, UV_CACHE_DIR=cache)
+    answers = {answer["id"]: answer["result"] for answer in answered}
+    assert answers[1]["serverInfo"]["name"] == "customerio-mcp"
+    assert len(answers[2]["tools"]) == len(TOOLS)
+    assert "DELETE https://track.customer.io/api/v1/customers/7" in answers[3]["content"][0]["text"]
+    (line,) = info_lines(stderr)
+    assert "dry run ON (nothing is sent to Customer.io)" in line
+
+    # The same build documents the settings a remote deployment needs.
+    env = server_env(None, UV_CACHE_DIR=cache)
+    helped = subprocess.run(
+        [found, *args, "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "CUSTOMERIO_MCP_AUTH_TOKEN" in helped.stdout
 
 
 # -- where settings come from -------------------------------------------------------------------------

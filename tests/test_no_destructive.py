@@ -106,8 +106,9 @@ async def test_semantic_events_that_delete_are_refused(fake: FakeCustomerIO, eve
 
 @pytest.mark.parametrize("event", ["User Unsuppressed", "Device Created or Updated", "User Deleted Account", "Deleted"])
 async def test_names_that_only_look_alike_are_sent(fake: FakeCustomerIO, event: str) -> None:
+    body = {"userId": "42", "event": event, "context": {"device": {"token": "t-1", "type": "ios"}}}
     async with connect(settings_for(fake, disable_destructive=True)) as client:
-        result = await client.call_tool("track_user_event", {"request_body": {"userId": "42", "event": event}})
+        result = await client.call_tool("track_user_event", {"request_body": body})
     assert not result.is_error, result.content[0].text
     assert len(fake.requests) == 1
 

@@ -54,6 +54,8 @@ class Served:
     transport: str
     server: McpServer
     issuer: str
+    audit: Path | None = None
+    """The server's audit trail, when the test reads it."""
 
     @property
     def endpoint(self) -> tuple[str, str]:
@@ -91,18 +93,20 @@ def served(
     shared_fake: FakeCustomerIO,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Served]:
+    workdir = tmp_path_factory.mktemp("mcp")
     with oauth_mcp_server(
         shared_fake,
         request.param,
         authorization_server.issuer,
-        tmp_path_factory.mktemp("mcp"),
+        workdir,
         CUSTOMERIO_MCP_OAUTH_SCOPES=USE,
         CUSTOMERIO_MCP_AUTH_TOKEN=STATIC_TOKEN,
         CUSTOMERIO_MCP_OAUTH_INTROSPECTION_URL=authorization_server.issuer + "/token/introspection",
         CUSTOMERIO_MCP_OAUTH_CLIENT_ID=MCP_CLIENT_ID,
         CUSTOMERIO_MCP_OAUTH_CLIENT_SECRET=MCP_CLIENT_SECRET,
+        CUSTOMERIO_AUDIT=f"file:{workdir / 'audit.jsonl'}",
     ) as server:
-        yield Served(request.param, server, authorization_server.issuer)
+        yield Served(request.param, server, authorization_server.issuer, workdir / "audit.jsonl")
 
 
 def unique_id() -> str:
@@ -350,6 +354,38 @@ async def test_the_static_token_is_the_operators_and_is_not_narrowed(
     assert len(tools.tools) == ALL_TOOLS
     assert not result.is_error, result.content[0].text
     assert len(sent_for(shared_fake, person)) == 1
+
+
+def audit_records_for(served: Served, *people: str, timeout: float = 10) -> list[dict[str, Any]]:
+    """The audit records of calls naming ``people``, once there is one for each (the trail is written behind)."""
+    assert served.audit is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = served.audit.read_text(encoding="utf-8").splitlines() if served.audit.exists() else []
+        found = [r for r in map(json.loads, lines) if any(person in r["path"] for person in people)]
+        if len(found) >= len(people) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+async def test_the_audit_trail_names_who_called_by_the_tokens_subject_or_as_the_static_token(
+    served: Served, authorization_server: AuthorizationServer
+) -> None:
+    now = int(time.time())
+    subject = f"user-{uuid.uuid4().hex[:8]}@example.com"
+    claims = {"iss": served.issuer, "aud": served.server.public_url, "iat": now, "exp": now + 600}
+    token = authorization_server.sign(
+        {**claims, "scope": f"{USE} {DESTRUCTIVE}", "client_id": "tester", "sub": subject}
+    )
+    by_oauth, by_operator = unique_id(), unique_id()
+    for bearer, person in ((token, by_oauth), (STATIC_TOKEN, by_operator)):
+        async with mcp_client(served.transport, served.server.url, token=bearer) as client:
+            assert not (await client.call_tool("delete_customer", {"customer_identifier": person})).is_error
+    records = audit_records_for(served, by_oauth, by_operator)
+    assert {(r["path"].rsplit("/", 1)[1], r["principal"]) for r in records} == {
+        (by_oauth, subject),
+        (by_operator, "static token"),
+    }
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -2,9 +2,9 @@
 
 ``customerio`` (Track API) and ``customerio-cdp-analytics`` (Data Pipelines) are driven against the
 fake Customer.io for every operation they support, over real loopback HTTP(S); every request they
-put on the wire is captured and replayed through the matching tool. Each replay must pass local
-validation and reach the fake unchanged, apart from the ``id`` / ``messageId`` / ``type`` keys the
-server adds. (Both packages install a ``customerio`` package, one of them with an empty
+put on the wire is captured and replayed through the matching tool (``tests/library_replay.py``). Each
+replay must pass local validation and reach the fake unchanged, apart from the ``id`` / ``messageId`` /
+``type`` keys the server adds. (Both packages install a ``customerio`` package, one of them with an empty
 ``__init__``: the tests import the submodules, which work whichever ``__init__`` won.)
 """
 
@@ -12,27 +12,14 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
 
 import pytest
 
-from customerio_mcp.tools.table import TOOLS, ToolSpec
-from tests.conftest import call
 from tests.fake_customerio import FakeCustomerIO, Recorded
+from tests.library_replay import PIPELINES_TOOLS, replay_all
 from tests.tls import make_certificate, server_context
 
-ADDED = {"id", "messageId", "type"}
-PIPELINES_TOOLS = {
-    "identify": "identify_person_and_assign_traits",
-    "track": "track_user_event",
-    "page": "send_page_view_event",
-    "screen": "send_screen_view_event",
-    "group": "add_to_group",
-    "alias": "alias_user_identity",
-}
 WHEN = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
 
 
@@ -112,47 +99,6 @@ def captured(certificate: tuple[Path, Path]) -> list[Recorded]:
     return requests
 
 
-def _tool_for(request: Recorded) -> ToolSpec:
-    if request.api == "pipelines":
-        return next(tool for tool in TOOLS if tool.api == "pipelines" and request.raw_path == "/v1" + tool.path)
-    return next(
-        tool for tool in TOOLS if tool.api == "track" and (tool.method, tool.path) == (request.method, request.route)
-    )
-
-
-def _arguments(tool: ToolSpec, request: Recorded) -> dict[str, Any]:
-    """The tool arguments that make ``request``: path parameters read back from the path, and the body."""
-    arguments: dict[str, Any] = {}
-    template, actual = (
-        tool.path.split("/"),
-        request.raw_path.removeprefix("/v1" if tool.api == "pipelines" else "").split("/"),
-    )
-    for part, value in zip(template, actual, strict=True):
-        for param in tool.path_params:
-            if part == "{" + param.segment + "}":
-                arguments[param.name] = unquote(value)
-    if tool.body is not None:
-        arguments["request_body"] = request.body
-    return arguments
-
-
-def _replays(requests: list[Recorded]) -> Iterator[tuple[str, dict[str, Any], Recorded]]:
-    for request in requests:
-        tool = _tool_for(request)
-        yield tool.name, _arguments(tool, request), request
-        if tool.name == "send_batch_requests":  # each call in the batch is also a single call
-            for item in request.body["batch"]:
-                yield PIPELINES_TOOLS[item["type"]], {"request_body": item}, request
-
-
-def _without(value: Any, keys: set[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [_without(v, keys) for v in value]
-    return value
-
-
 def test_the_libraries_exercised_every_operation_they_support(captured: list[Recorded]) -> None:
     track_routes = {(r.method, r.route) for r in captured if r.api == "track"}
     assert len(track_routes) == 10  # identify, event, anonymous event, devices x2, suppress x2, merge, delete, batch
@@ -162,20 +108,5 @@ def test_the_libraries_exercised_every_operation_they_support(captured: list[Rec
 
 
 async def test_every_library_body_passes_through_its_tool_unchanged(captured: list[Recorded]) -> None:
-    replayed = 0
-    for tool_name, arguments, original in _replays(captured):
-        with FakeCustomerIO() as fake:
-            result = await call(fake, tool_name, arguments)
-            assert not result.is_error, f"{tool_name}: {result.content[0].text}"
-            sent = fake.only_request()
-        if tool_name == PIPELINES_TOOLS.get(str(arguments.get("request_body", {}).get("type"))):
-            assert _without(sent.body, ADDED) == _without(arguments["request_body"], ADDED)
-            assert sent.raw_path == "/v1/" + arguments["request_body"]["type"]
-        else:
-            assert (sent.method, sent.raw_path) == (original.method, original.raw_path)
-            # Bodiless endpoints: the library sends {}; the tool sends no body, which Customer.io treats alike.
-            expected = original.body if _tool_for(original).body is not None else None
-            assert _without(sent.body, ADDED) == _without(expected, ADDED), tool_name
-        assert fake.rejections == []
-        replayed += 1
+    replayed = await replay_all(captured)
     assert replayed == len(captured) + sum(len(r.body["batch"]) for r in captured if r.api == "pipelines")

@@ -1,4 +1,7 @@
-"""How people install and start it: the Dockerfile's steps replayed without Docker, and uvx."""
+"""How people install and start it: the Dockerfile's steps replayed without Docker.
+
+The README's own command, ``uvx`` from a checkout, is run by ``test_first_run.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import venv
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +58,11 @@ def test_dockerfile_has_what_a_container_needs() -> None:
     assert installs == ["pip install --no-deps -r requirements.lock", "pip install --no-deps ."]
     assert "EXPOSE" in keywords
     assert dict(instructions)["EXPOSE"] == "8000 8001"  # MCP, and the health port
+    # The audit trail goes to a volume, writable under --read-only, in a directory the image's user owns.
+    env = dict(pair.split("=", 1) for keyword, rest in instructions if keyword == "ENV" for pair in shlex.split(rest))
+    audit_directory = str(Path(env["CUSTOMERIO_AUDIT"].removeprefix("file:")).parent)
+    assert json.loads(dict(instructions)["VOLUME"]) == [audit_directory]
+    assert any(f"-o mcp -g mcp -m 0700 {audit_directory}" in rest for keyword, rest in instructions if keyword == "RUN")
     user = [rest for keyword, rest in instructions if keyword == "USER"]
     assert user
     assert user[-1] not in ("root", "0")
@@ -196,6 +203,8 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
     workdir = root / next(rest for keyword, rest in dockerfile_instructions() if keyword == "WORKDIR").lstrip("/")
     scratch = tmp_path / "tmpfs"  # what --tmpfs would give; HOME and TMPDIR point there
     scratch.mkdir()
+    volume = tmp_path / "volume"  # what Docker mounts on the image's VOLUME, the audit trail's directory
+    volume.mkdir()
     port = free_port()
     env = image_env(
         bin_dir,
@@ -207,6 +216,7 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
         CUSTOMERIO_TRACK_URL=fake.url,
         HOME=str(scratch),
         TMPDIR=str(scratch),
+        CUSTOMERIO_AUDIT=f"file:{volume / Path(dockerfile_env['CUSTOMERIO_AUDIT']).name}",
     )
     before = tree_state(root)
     with read_only(root):
@@ -221,6 +231,8 @@ async def test_the_image_runs_with_a_read_only_root_filesystem(
     assert not result.is_error, result.content[0].text
     assert code == 0, stderr
     assert tree_state(root) == before, "something wrote into the image's tree"
+    [record] = [json.loads(line) for line in (volume / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (record["tool"], record["outcome"]) == ("delete_customer", "applied")
 
 
 def test_the_image_over_stdio_as_its_registry_entry_starts_it(
@@ -260,20 +272,3 @@ def test_default_command_without_token_says_what_to_set(
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0
     assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stderr
-
-
-def test_uvx_from_a_checkout(tmp_path: Path) -> None:
-    uvx = shutil.which("uvx", path=str(Path(sys.executable).parent)) or shutil.which("uvx")
-    assert uvx, "uv is a test dependency: pip install -e '.[test]'"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
-    env["UV_CACHE_DIR"] = str(tmp_path / "uv-cache")
-    done = subprocess.run(
-        [uvx, "--from", str(ROOT), "customerio-mcp", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "CUSTOMERIO_MCP_AUTH_TOKEN" in done.stdout

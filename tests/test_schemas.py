@@ -23,13 +23,14 @@ from customerio_mcp.tools.body_checks import prepare_body
 from customerio_mcp.tools.schemas import body_schema, compiled, first_invalid_item, union_for
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME, ToolSpec
 from tests.conftest import call, connect
+from tests.documents import section
 from tests.fake_customerio import FakeCustomerIO
+from tests.library_replay import ADDED, without
 from tests.openapi_examples import request_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI = ROOT / "openapi"
 BODY_TOOLS = [tool for tool in TOOLS if tool.body is not None]
-ADDED = {"id", "messageId", "type"}
 
 
 def _derive_module() -> Any:
@@ -56,11 +57,12 @@ def test_vendored_descriptions_are_the_ones_the_readme_names() -> None:
     assert (OPENAPI / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
 
 
-def test_readme_lists_every_relaxation_and_rule_the_script_applies() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_list_every_relaxation_and_rule_the_script_applies() -> None:
+    validation = section(ROOT / "docs" / "tools.md", "validation-exactly-as-strict-as-customerio")
     module = _derive_module()
-    assert module.relaxations_table(OPENAPI) in readme
-    assert module.rules_table(OPENAPI) in readme
+    assert module.updates_table(OPENAPI) in validation
+    assert module.relaxations_table(OPENAPI) in validation
+    assert module.rules_table(OPENAPI) in validation
 
 
 def _local_refs(node: Any) -> list[str]:
@@ -105,14 +107,6 @@ async def test_get_request_schema_returns_the_schema_validation_uses_and_sends_n
     assert fake.requests == []
 
 
-def _without(value: Any, keys: set[str]) -> Any:
-    if isinstance(value, dict):
-        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [_without(v, keys) for v in value]
-    return value
-
-
 def _tool_for(api: str, method: str, path: str) -> ToolSpec:
     return next(tool for tool in TOOLS if (tool.api, tool.method, tool.path) == (api, method, path))
 
@@ -153,7 +147,7 @@ async def test_every_request_example_of_the_descriptions_is_sent_unchanged(
     result = await call(fake, tool.name, arguments)
     assert not result.is_error, f"{tool.name} {where}: {result.content[0].text}"
     sent = fake.only_request()
-    assert _without(sent.body, ADDED) == _without(body, ADDED), where
+    assert without(sent.body, ADDED) == without(body, ADDED), where
     assert fake.rejections == []
 
 
@@ -189,7 +183,7 @@ LENIENT: list[tuple[str, dict[str, Any]]] = [
 @pytest.mark.parametrize(("tool", "body"), LENIENT)
 def test_valid_calls_pass_local_validation_unchanged(tool: str, body: dict[str, Any]) -> None:
     sent = prepare_body(TOOLS_BY_NAME[tool], body)
-    assert _without(sent.body, ADDED) == _without(body, ADDED)
+    assert without(sent.body, ADDED) == without(body, ADDED)
     assert json.loads(sent.content) == sent.body
 
 

@@ -95,9 +95,9 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "add_people_to_segment",
-        {"segment_identifier": 1, "identifier_type": "phone", "request_body": {"ids": ["1"]}},
+        {"segment_identifier": 1, "identifier_type": "sms", "request_body": {"ids": ["1"]}},
         "identifier_type",
-        "id, email, cio_id",
+        "id, email, phone, cio_id",
     ),
     (
         "add_people_to_segment",

@@ -40,6 +40,8 @@ commands:
   customerio-mcp [serve]        run the MCP server (the default)
   customerio-mcp check          show the configuration and verify the credentials (exit 1 on a problem)
   customerio-mcp tools          list every tool, its endpoint and annotations, and whether it is enabled
+  customerio-mcp audit          print the audit trail: every call that may have reached Customer.io
+                                [--since 1h|7d|2026-12-01] [--tool NAME] [--workspace SITE_ID] [--limit N] [--json]
 """
 
 
@@ -79,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("command", nargs="?", choices=["serve", "check", "tools"], default="serve", help="what to do")
+    parser.add_argument(
+        "command", nargs="?", choices=["serve", "check", "tools", "audit"], default="serve", help="what to do"
+    )
     parser.add_argument(
         "--transport",
         choices=["stdio", "sse", "streamable-http"],
@@ -119,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask a person (MCP elicitation) before a destructive call: auto (when the client can), required "
         "(refuse when it cannot), off",
     )
+    from customerio_mcp.cli.audit_command import add_arguments
+
+    add_arguments(parser)
     return parser
 
 
@@ -268,7 +275,13 @@ def serve_http(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from customerio_mcp.cli.audit_command import misplaced_options
+
+    misplaced = misplaced_options(args)
+    if misplaced is not None:
+        parser.error(misplaced)
     flags = flag_overrides(args)
     from customerio_mcp.cli.setting_sources import SettingSources
 
@@ -284,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         from customerio_mcp.cli.operator_commands import print_tools, quiet_when_piped_to_head
 
         return quiet_when_piped_to_head(lambda: print_tools(settings))
+    if args.command == "audit":
+        import anyio
+
+        from customerio_mcp.cli.audit_command import run_audit
+        from customerio_mcp.cli.operator_commands import quiet_when_piped_to_head
+
+        return quiet_when_piped_to_head(lambda: anyio.run(run_audit, settings, args))
     # check applies every rule serve applies, so that its exit 0 means this command line serves.
     from customerio_mcp.serving.startup_rules import startup_refusals
 

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from customerio_mcp.cli.connection_diagnosis import diagnose
 from customerio_mcp.cli.setting_sources import SettingSources, variable_name
-from customerio_mcp.cli.startup_report import base_url_warnings
+from customerio_mcp.cli.startup_report import base_url_warnings, shared_state_problems
 from customerio_mcp.errors import CustomerIOMCPError
 from customerio_mcp.settings import URL_SETTINGS, Settings
 from customerio_mcp.text_safety import redact, secret_texts, shown_url
@@ -43,7 +43,7 @@ def shown_value(value: Any) -> str:
     return str(value)
 
 
-def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+def write_table(rows: list[tuple[str, ...]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for number, row in enumerate(rows):
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
@@ -139,14 +139,14 @@ async def run_check(
     for field in Settings.model_fields:
         rows.append((variable_name(field), shown_setting(settings, field), sources.origin(field)))
     out.write("Configuration\n")
-    _table(rows, out)
+    write_table(rows, out)
 
     served = enabled_tools(settings)
     out.write(f"\nTools served ({len(served)} of {len(TOOLS)}): {', '.join(t.name for t in served) or 'none'}\n")
 
     problems: list[str] = []
     warnings = base_url_warnings(settings, sources)
-    problems += serve_refusals or []
+    problems += [*(serve_refusals or []), *shared_state_problems(settings)]
     apis = {tool.api for tool in served}
     if not served:
         problems.append("no tool is enabled: check CUSTOMERIO_TOOLSETS, CUSTOMERIO_TOOLS and --no-destructive")
@@ -171,6 +171,7 @@ async def run_check(
 
     if settings.redis_url is not None:
         await check_shared_pacing(settings.redis_url.get_secret_value(), out, warnings)
+    await check_audit(settings, out, warnings)
 
     out.write("\n")
     for line in warnings:
@@ -197,6 +198,35 @@ async def check_shared_pacing(url: str, out: TextIO, warnings: list[str]) -> Non
     )
 
 
+async def check_audit(settings: Settings, out: TextIO, warnings: list[str]) -> None:
+    """Where the audit trail goes, and whether it can be written there; calls go on either way."""
+    from customerio_mcp.serving.audit_sinks import audit_sink
+
+    out.write("\nAudit trail (CUSTOMERIO_AUDIT)\n")
+    try:
+        sink = audit_sink(settings)
+    except RuntimeError as error:  # no home directory for the state directory
+        out.write(f"  UNUSABLE ({error})\n")
+        warnings.append(f"the audit trail cannot be written ({error}): set CUSTOMERIO_AUDIT=file:/absolute/path")
+        return
+    if sink is None:
+        out.write("  off: no call is recorded\n")
+        return
+    try:
+        problem = await sink.problem()
+    finally:
+        sink.close()
+    bodies = " (with request bodies)" if settings.audit_bodies else ""
+    if problem is None:
+        out.write(f"  {sink.shown}{bodies}: writable\n")
+        return
+    out.write(f"  {sink.shown}: NOT WRITABLE ({problem})\n")
+    warnings.append(
+        f"the audit trail cannot be written to {sink.shown} ({problem}): calls will go on, unrecorded; fix it, "
+        "point CUSTOMERIO_AUDIT elsewhere (file:/absolute/path, redis) or set it to off"
+    )
+
+
 def print_tools(settings: Settings, out: TextIO = sys.stdout) -> int:
     served = {tool.name for tool in enabled_tools(settings)}
     rows = [("tool", "api", "endpoint", "annotations", "enabled")]
@@ -212,7 +242,7 @@ def print_tools(settings: Settings, out: TextIO = sys.stdout) -> int:
         ]
         enabled = "yes" if tool.name in served else f"no: {why_disabled(tool, settings)}"
         rows.append((tool.name, tool.api, f"{tool.method} {tool.path}", ", ".join(hints) or "-", enabled))
-    _table(rows, out)
+    write_table(rows, out)
     return 0
 
 

@@ -1,9 +1,10 @@
-"""What the server says about itself when it starts, and the base URLs it should warn about.
+"""What the server says about itself when it starts, and the settings it should warn about.
 
 A terminal user who starts ``customerio-mcp`` over stdio sees no prompt: without one line on
 stderr they think it hung. That line says what is being served and with which credentials
 (names, never values). A base URL that is not a Customer.io host gets a WARNING, here and in
-``check``: a ``.env`` planted in an untrusted checkout could otherwise send the keys elsewhere.
+``check``: a ``.env`` planted in an untrusted checkout could otherwise send the keys elsewhere. So
+do shared confirmation state keys without the Redis that records which confirmations were answered.
 """
 
 from __future__ import annotations
@@ -47,6 +48,21 @@ def base_url_warnings(settings: Settings, sources: SettingSources) -> list[str]:
                 "unencrypted: use https://."
             )
     return warnings
+
+
+def shared_state_problems(settings: Settings) -> list[str]:
+    """Configurations whose confirmations could be replayed on another replica: said at start and by ``check``.
+
+    ``CUSTOMERIO_MCP_STATE_KEYS`` exists so that replicas open each other's confirmation round trips;
+    which of those were answered already is then known across replicas only through Redis.
+    """
+    if settings.mcp_state_keys and settings.redis_url is None and settings.confirm_destructive != "off":
+        return [
+            "CUSTOMERIO_MCP_STATE_KEYS is set, so replicas open each other's confirmations, but CUSTOMERIO_REDIS_URL "
+            "is not: a confirmation answered on one replica could be answered again on another. Set "
+            "CUSTOMERIO_REDIS_URL (every replica the same), or unset CUSTOMERIO_MCP_STATE_KEYS for a single process."
+        ]
+    return []
 
 
 def credential_names(settings: Settings) -> tuple[list[str], list[str]]:
@@ -93,6 +109,6 @@ def startup_line(settings: Settings, served: int, total: int, sources: SettingSo
 def announce(settings: Settings, sources: SettingSources) -> None:
     """Log the WARNINGs about base URLs, then the one INFO line saying what is being served."""
     logger = logging.getLogger("customerio_mcp")
-    for warning in base_url_warnings(settings, sources):
+    for warning in base_url_warnings(settings, sources) + shared_state_problems(settings):
         logger.warning("%s", warning)
     logger.info("%s", startup_line(settings, len(enabled_tools(settings)), len(TOOLS), sources))

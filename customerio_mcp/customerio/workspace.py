@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from customerio_mcp.customerio.api import Api
 from customerio_mcp.settings import Settings
+from customerio_mcp.text_safety import clip
 
 RegionChoice = Literal["auto", "us", "eu"]
 FINGERPRINT_CONTEXT = b"customerio-mcp workspace v1"
@@ -103,6 +104,18 @@ class Workspace:
     def effective_pipelines_key(self) -> SecretStr | None:
         """The Pipelines key, or the Track key as the seed integration falls back to."""
         return self.pipelines_api_key or self.api_key
+
+    def described_for(self, api: Api) -> str:
+        """Which workspace a call to ``api`` writes to, in words a person recognises: never a key.
+
+        A Track call names the site ID. A Pipelines key is the only thing that names its workspace,
+        so a Pipelines call names where that key is set.
+        """
+        if api == "track" and self.site_id:
+            return f"the Customer.io workspace with site ID {clip(self.site_id, 60)}"
+        if api == "track":
+            return "Customer.io"
+        return f"the Customer.io workspace of the Data Pipelines key in {self.names.pipelines_api_key}"
 
     @cached_property
     def fingerprint(self) -> str:

@@ -10,9 +10,13 @@ in the process. Waits end at slightly different times, so that refusals do not c
 Where the transport allows it the refusal is an HTTP status: ``BusyGate`` sits in front of the
 Streamable HTTP endpoint, takes the slot for a POST that carries a ``tools/call`` and answers
 ``503`` with ``Retry-After`` when none frees up, before the SDK has built anything for the
-request. The handler then sees (``slot_held``) that the request already holds its slot. Over SSE
+request. The handler then finds (``held_slot``) the slot the request already holds. Over SSE
 and stdio the result travels on a stream that is already open, so the refusal is an ``isError``
 tool result instead.
+
+A call that waits for a person's confirmation (``elicitation/create``) gives its slot back while it
+waits (``CallSlot.released``) and takes one again once the person has answered; a client may have
+at most ``PendingQuestions.per_client`` questions waiting at once.
 
 ``SessionLimit`` counts the open SSE sessions (the SDK bounds stateful Streamable HTTP itself).
 """
@@ -23,20 +27,21 @@ import json
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import cache
 from typing import Any
 
 import anyio
-import mcp_types as types
 from pydantic_core import SchemaValidator, ValidationError, core_schema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from customerio_mcp.errors import CustomerIOMCPError
 
 CALL_QUEUE_SECONDS = 2.0
 """How long a call waits for a free slot before it is refused."""
 SLOT_HELD = "customerio_mcp.call_slot"
-"""ASGI scope key: ``BusyGate`` already holds a call slot for this HTTP request."""
+"""ASGI scope key: the ``CallSlot`` ``BusyGate`` already holds for this HTTP request."""
 SERVER_BUSY_CODE = -32000
 """JSON-RPC server error code of a refused call (the implementation-defined range)."""
 _TYPICAL_START = 1.0
@@ -44,19 +49,44 @@ _SMOOTHING = 0.2
 _RETRY_AFTER_MAX = 60
 
 
-class ServerBusy(Exception):
+class ServerBusy(CustomerIOMCPError):
     """Every call slot stayed taken for the whole queueing time, or too many calls were already waiting."""
 
+    kind = "server_busy"
+
     def __init__(self, max_calls: int, retry_after: int) -> None:
-        self.max_calls = max_calls
-        self.retry_after = retry_after
         super().__init__(
             f"server busy: {max_calls} tool calls are already under way (CUSTOMERIO_MCP_MAX_CONCURRENT_CALLS); "
-            f"nothing was sent to Customer.io. Retry in {retry_after} s."
+            f"nothing was sent to Customer.io. Retry in {retry_after} s.",
+            retry_after=retry_after,
         )
+        self.max_calls = max_calls
+        self.retry_after = retry_after
 
-    def tool_result(self) -> types.CallToolResult:
-        return types.CallToolResult(content=[types.TextContent(type="text", text=str(self))], is_error=True)
+
+class CallSlot:
+    """One call's hold on a slot of its ``CallLimiter``, which it can let go of while it waits for a person.
+
+    A call waiting for a person's confirmation (a 2025-era ``elicitation/create``) does no work for
+    as long as the person takes, or forever when a client never shows the question: holding a slot
+    meanwhile let one client that left its questions unanswered refuse every other client "server
+    busy". ``released`` gives the slot back for that wait and takes one again after it, by the same
+    rules as a new call.
+    """
+
+    def __init__(self, limiter: CallLimiter) -> None:
+        self._limiter = limiter
+        self.held = False
+        self.held_seconds = 0.0
+        """Time spent holding a slot so far; what the limiter learns how long calls take from."""
+        self.since = 0.0
+
+    @asynccontextmanager
+    async def released(self) -> AsyncIterator[None]:
+        """No slot for the body of the ``with``; a slot again after it, or ``ServerBusy`` when none frees up."""
+        self._limiter.release(self, finished=False)
+        yield  # on an exception (a cancellation) the call ends here, without a slot
+        await self._limiter.acquire(self)
 
 
 class CallLimiter:
@@ -74,11 +104,23 @@ class CallLimiter:
         return max(1, min(_RETRY_AFTER_MAX, math.ceil(self._typical_seconds)))
 
     @asynccontextmanager
-    async def slot(self, already_held: bool = False) -> AsyncIterator[None]:
-        """Hold a call slot for the body of the ``with``; raise ``ServerBusy`` if none frees up in time."""
-        if already_held:
-            yield
+    async def slot(self, held: CallSlot | None = None) -> AsyncIterator[CallSlot]:
+        """Hold a call slot for the body of the ``with``; raise ``ServerBusy`` if none frees up in time.
+
+        ``held``: the slot ``BusyGate`` already took for this request, handed on as it is.
+        """
+        if held is not None:
+            yield held
             return
+        taken = CallSlot(self)
+        await self.acquire(taken)
+        try:
+            yield taken
+        finally:
+            self.release(taken)
+
+    async def acquire(self, slot: CallSlot) -> None:
+        """Take a slot for ``slot``, waiting up to the queueing time; ``ServerBusy`` when none frees up."""
         acquired = False
         if self._slots.value > 0 and not self._waiting:
             self._slots.acquire_nowait()  # a free slot and nobody ahead: no timer needed
@@ -93,18 +135,21 @@ class CallLimiter:
                 self._waiting -= 1
         if not acquired:
             raise ServerBusy(self.max_calls, self.retry_after())
-        started = anyio.current_time()
-        try:
-            yield
-        finally:
+        slot.held, slot.since = True, anyio.current_time()
+
+    def release(self, slot: CallSlot, finished: bool = True) -> None:
+        """Give ``slot``'s slot back (if it holds one); when the call has ``finished``, learn how long it took."""
+        if slot.held:
             self._slots.release()
-            taken = anyio.current_time() - started
-            self._typical_seconds += _SMOOTHING * (taken - self._typical_seconds)
+            slot.held = False
+            slot.held_seconds += anyio.current_time() - slot.since
+        if finished:
+            self._typical_seconds += _SMOOTHING * (slot.held_seconds - self._typical_seconds)
 
 
-def slot_held(request: Any) -> bool:
-    """Whether ``BusyGate`` took the slot for this request already (``request``: Starlette's, or None)."""
-    return request is not None and bool(request.scope.get(SLOT_HELD))
+def held_slot(request: Any) -> CallSlot | None:
+    """The slot ``BusyGate`` took for this request already (``request``: Starlette's, or None)."""
+    return request.scope.get(SLOT_HELD) if request is not None else None
 
 
 @cache
@@ -189,8 +234,8 @@ class BusyGate:
             await self.app(scope, replay, send)
             return
         try:
-            async with self._limiter().slot():
-                scope[SLOT_HELD] = True
+            async with self._limiter().slot() as slot:
+                scope[SLOT_HELD] = slot
                 await self.app(scope, replay, send)
         except ServerBusy as busy:
             headers, payload = busy_response_parts(busy, request_id)
@@ -213,3 +258,36 @@ class SessionLimit:
 
     def close(self) -> None:
         self.open -= 1
+
+
+class TooManyPending(Exception):
+    """This client already has the most questions waiting for a person that it may have."""
+
+
+class PendingQuestions:
+    """Questions waiting for a person, counted per client connection (its MCP session)."""
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self._counts: dict[int, int] = {}
+
+    @contextmanager
+    def waiting(self, client: object) -> Iterator[None]:
+        """Count one more question of ``client`` for the body of the ``with``; ``TooManyPending`` beyond the cap.
+
+        Keyed by ``id``: an id is reused only once its object is gone, and a session is gone only
+        after its calls, whose questions leave the count when they end.
+        """
+        key = id(client)
+        count = self._counts.get(key, 0)
+        if count >= self.per_client:
+            raise TooManyPending
+        self._counts[key] = count + 1
+        try:
+            yield
+        finally:
+            left = self._counts[key] - 1
+            if left:
+                self._counts[key] = left
+            else:
+                del self._counts[key]

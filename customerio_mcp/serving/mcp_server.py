@@ -24,14 +24,15 @@ from customerio_mcp.customerio.delivery import RetryPolicy
 from customerio_mcp.customerio.http_client import open_http_client
 from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace_clients import WorkspaceClients, keyless_workspace
-from customerio_mcp.serving.confirmation import asker_for, state_boundary
+from customerio_mcp.serving.audit import AuditTrail, open_audit_trail
+from customerio_mcp.serving.confirmation import Confirmations, asker_for, state_boundary
 from customerio_mcp.serving.drain import InFlightCalls
-from customerio_mcp.serving.limits import CallLimiter, ServerBusy, slot_held
+from customerio_mcp.serving.limits import CallLimiter, ServerBusy, held_slot
 from customerio_mcp.serving.request_scope import scope_for
 from customerio_mcp.settings import Settings
 from customerio_mcp.tools.definitions import tool_definitions
-from customerio_mcp.tools.results import interrupted_result
-from customerio_mcp.tools.runner import CallRecord, ToolRunner
+from customerio_mcp.tools.results import failure_result, interrupted_result
+from customerio_mcp.tools.runner import CallRecord, CallScope, ToolRunner
 from customerio_mcp.tools.selection import enabled_tools
 
 INSTRUCTIONS = (
@@ -48,9 +49,15 @@ class AppState:
     runner: ToolRunner
     client: CustomerIOClient
     calls: CallLimiter
+    confirmations: Confirmations
     in_flight: InFlightCalls = field(default_factory=InFlightCalls)
     workspaces: WorkspaceClients | None = None
     """One client per workspace when requests carry their own keys (CUSTOMERIO_CREDENTIALS_FROM=request)."""
+    audit: AuditTrail | None = None
+    """Where every call that may have reached Customer.io is recorded (None: CUSTOMERIO_AUDIT=off)."""
+    http_principal: str = "unauthenticated"
+    """Who an HTTP request without an OAuth token is: "static token" when CUSTOMERIO_MCP_AUTH_TOKEN is set (the
+    only way past authentication without OAuth), else "unauthenticated"."""
 
 
 @asynccontextmanager
@@ -59,17 +66,30 @@ async def open_app_state(
     retry: RetryPolicy | None = None,
     region_urls: Mapping[Region, Endpoints] = REGION_URLS,
 ) -> AsyncIterator[AppState]:
-    """Open the process's HTTP client, pacing and the runner that uses them; close them on exit."""
+    """Open the process's HTTP client, pacing, confirmations, audit trail and the runner that uses them; close them
+    on exit."""
     pacing = Pacing.from_settings(settings)
     try:
-        async with open_http_client(settings) as http:
+        async with (
+            open_http_client(settings) as http,
+            Confirmations.open(settings) as confirmations,
+            open_audit_trail(settings) as audit,
+        ):
             workspaces, own = None, None
             if settings.credentials_from == "request":
                 workspaces = WorkspaceClients(settings, http, pacing, retry, region_urls)
                 own = keyless_workspace(settings)  # the environment's keys are never used
             client = CustomerIOClient(settings, http, retry, region_urls, workspace=own, pacing=pacing)
             calls = CallLimiter(settings.mcp_max_concurrent_calls)
-            yield AppState(runner=ToolRunner(client, settings), client=client, calls=calls, workspaces=workspaces)
+            yield AppState(
+                runner=ToolRunner(client, settings),
+                client=client,
+                calls=calls,
+                confirmations=confirmations,
+                workspaces=workspaces,
+                audit=audit,
+                http_principal="static token" if settings.mcp_auth_token is not None else "unauthenticated",
+            )
     finally:
         pacing.close()
 
@@ -121,15 +141,20 @@ def create_server(
     async def call_tool(ctx: ServerRequestContext[AppState], params: types.CallToolRequestParams) -> Any:
         state = ctx.lifespan_context
         record = CallRecord()
+        scope: CallScope | None = None
         result = None
         try:
-            async with state.calls.slot(already_held=slot_held(ctx.request)):
+            async with state.calls.slot(held=held_slot(ctx.request)) as slot:
                 # Cancelled only when a shutdown's drain window closes on this call.
                 with state.in_flight.track():
-                    scope = replace(scope_for(ctx), ask=asker_for(ctx, params))
-                    result = await state.runner.call(params.name, params.arguments, scope, record)
+                    scope = scope_for(ctx)
+                    ask = asker_for(ctx, params, state.confirmations, scope.client.workspace, slot)
+                    result = await state.runner.call(params.name, params.arguments, replace(scope, ask=ask), record)
         except ServerBusy as busy:  # refused before anything was sent to Customer.io
-            return busy.tool_result()
+            return failure_result(params.name, busy)
+        finally:  # also when the client cancels the call: it may have reached Customer.io all the same
+            if state.audit is not None and scope is not None:
+                state.audit.submit(record, scope)
         return result if result is not None else interrupted_result(params.name, record)
 
     server: Server[AppState] = Server(

@@ -14,17 +14,21 @@ to refuse:
 5. Customer.io's documented limits that a schema cannot state (event name and data sizes,
    identifier lengths).
 
-Each failure is an ``InputError`` naming the field, the rule and the fix; nothing is sent.
+Each failure is an ``InputError`` naming the field, the rule and the fix; nothing is sent. A body
+that passes may still hold top-level fields Customer.io ignores: it is sent as given, with
+warnings (``ignored_fields``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from customerio_mcp.errors import InputError
 from customerio_mcp.tools import json_hygiene
 from customerio_mcp.tools.dedupe_keys import with_keys
+from customerio_mcp.tools.ignored_fields import NOTHING_IGNORED, IgnoredFields, ignored_fields
 from customerio_mcp.tools.schema_errors import SCHEMA_HINT, explain, json_type
 from customerio_mcp.tools.schemas import compiled, explainer, first_invalid_item, union_for
 from customerio_mcp.tools.table import ToolSpec
@@ -40,6 +44,7 @@ PIPELINES_CALL_MAX = 32 * KB
 PIPELINES_BATCH_MAX = 500 * KB
 V2_EVENT_ACTIONS = ("event", "page", "screen")
 """A tuple, not a set: membership by equality never fails on an unhashable value from a model."""
+V2_KINDS = ("v2_entity", "v2_batch")
 KEY_NAMES = {
     "v1_event": "id",
     "v2_entity": "id",
@@ -74,6 +79,8 @@ class PreparedBody:
     """What is sent, deduplication keys included."""
     content: bytes
     """Its exact bytes: every attempt sends these."""
+    warnings: IgnoredFields = NOTHING_IGNORED
+    """Top-level fields sent that Customer.io ignores."""
 
 
 def parse_body(raw: Any) -> dict[str, Any]:
@@ -150,7 +157,7 @@ def prepare_body(tool: ToolSpec, body: dict[str, Any]) -> PreparedBody:
     if json_hygiene.can_nest(len(content), json_hygiene.MAX_DEPTH):
         json_hygiene.check_depth(body, "request_body")
     _validate(tool, body)
-    return PreparedBody(body, content)
+    return PreparedBody(body, content, ignored_fields(tool, body, _added_fields(tool)))
 
 
 def _prepare_batch(tool: ToolSpec, body: dict[str, Any], limits: Limits) -> PreparedBody:
@@ -184,7 +191,8 @@ def _prepare_batch(tool: ToolSpec, body: dict[str, Any], limits: Limits) -> Prep
         # Each is looked at as given, with its size as given: the key just added concerns no limit.
         for index in [index for index, size in enumerate(sizes) if size > EVENT_NAME_MAX]:
             _check_v2_operation(batch[index], f"request_body.batch[{index}]", sizes[index])
-    return PreparedBody({**body, "batch": items} if lacking else body, content)
+    warnings = ignored_fields(tool, body, _added_fields(tool))
+    return PreparedBody({**body, "batch": items} if lacking else body, content, warnings)
 
 
 def _check_batch_depth(body: dict[str, Any], sizes: list[int]) -> None:
@@ -221,16 +229,27 @@ def _with_call_type(call_type: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def _lacking_keys(tool: ToolSpec, name: str, items: list[Any]) -> list[int]:
     """Which of ``items`` (a batch's, or ``[body]``) get a deduplication key: those that carry one and lack it."""
-    if tool.body in ("v2_entity", "v2_batch"):  # v2: person events only
+    if tool.body in V2_KINDS:
         return [
             index
             for index, item in enumerate(items)
-            if type(item) is dict
-            and item.get("type") == "person"
-            and item.get("action") in V2_EVENT_ACTIONS
-            and name not in item
+            if type(item) is dict and name not in item and _v2_keyed(item.get("type"), item.get("action"))
         ]
     return [index for index, item in enumerate(items) if type(item) is dict and name not in item]
+
+
+def _v2_keyed(kind: Any, action: Any) -> bool:
+    """Whether a v2 operation carries a deduplication key: person events only."""
+    return kind == "person" and action in V2_EVENT_ACTIONS
+
+
+def _added_fields(tool: ToolSpec) -> Callable[[tuple[Any, ...]], frozenset[str]]:
+    """The fields this server adds to a body (or batch item) whose type/action hold ``selected``: its key."""
+    name = KEY_NAMES.get(tool.body or "")
+    keyed = frozenset({name} if name else ())
+    if tool.body in V2_KINDS:
+        return lambda selected: keyed if len(selected) == 2 and _v2_keyed(*selected) else frozenset()
+    return lambda selected: keyed
 
 
 def _too_big(field: str, size: int, limit: int, what: str, fix: str) -> InputError:
@@ -309,7 +328,7 @@ def _check_event(event: dict[str, Any], where: str, data_key: str, size: int) ->
 def _check_v2_operation(operation: dict[str, Any], where: str, size: int) -> None:
     identifiers = operation.get("identifiers")
     if operation.get("type") == "person" and isinstance(identifiers, dict):
-        for key in ("id", "email", "cio_id"):
+        for key in ("id", "email", "phone", "cio_id"):
             value = identifiers.get(key)
             if isinstance(value, str) and len(value) > PERSON_ID_MAX // 4:
                 check_path_parameter(f"{where}.identifiers.{key}", value, PERSON_ID_MAX)

@@ -32,9 +32,28 @@ from customerio_mcp.tools.operations import DestructiveOperation, destructive_op
 from customerio_mcp.tools.table import ToolSpec
 
 ConfirmMode = Literal["auto", "required", "off"]
-Answer = Literal["accept", "decline", "cancel", "unavailable"]
-"""``unavailable``: this client cannot be asked (no elicitation capability, or no channel to ask on)."""
+Answer = Literal[
+    "accept",
+    "decline",
+    "cancel",
+    "unavailable",
+    "timeout",
+    "unreadable",
+    "already_answered",
+    "other_workspace",
+    "too_many_pending",
+    "unverified",
+]
+"""What came of asking. ``accept``, ``decline``, ``cancel``: the person's answer. ``unavailable``: this
+client cannot be asked (no elicitation capability, or no channel to ask on). Every other value is a
+no, with nothing sent: ``timeout`` (no answer within ``CUSTOMERIO_CONFIRM_TIMEOUT``), ``unreadable``
+(the client answered something that is not an elicitation result, or an error), ``already_answered``
+(a round-trip state that came back before), ``other_workspace`` (a state minted for another
+workspace), ``too_many_pending`` (this client has too many questions waiting), ``unverified``
+(whether the state was answered before cannot be checked right now)."""
 MAX_LISTED = 5
+MAX_PENDING_PER_CLIENT = 4
+"""Questions one client connection may have waiting for a person at once; more destructive calls are refused."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +75,12 @@ class NotConfirmedError(CustomerIOMCPError):
     kind = "not_confirmed"
 
 
-def question_for(tool: ToolSpec, arguments: Mapping[str, Any], request: ApiRequest) -> Question | None:
-    """The question to ask before sending ``request``, or None when nothing in it destroys."""
+def question_for(tool: ToolSpec, arguments: Mapping[str, Any], request: ApiRequest, workspace: str) -> Question | None:
+    """The question to ask before sending ``request`` to ``workspace``, or None when nothing in it destroys.
+
+    ``workspace`` says which one in words a person recognises (its site ID, never a key), so that a
+    yes is given for one workspace and reads as such.
+    """
     if tool.destructive == "always":
         targets = [f"{param.name}={clip(str(arguments.get(param.name)), 80)}" for param in tool.path_params]
         what = [f"{tool.title.lower()} ({', '.join(targets + _body_targets(request.body)) or 'as given'})"]
@@ -68,12 +91,37 @@ def question_for(tool: ToolSpec, arguments: Mapping[str, Any], request: ApiReque
         what = _summary(operations)
     listed = "; ".join(what)
     return Question(
-        f"Allow {tool.name} to {listed} in Customer.io? This cannot be undone. Nothing is sent unless you accept."
+        f"Allow {tool.name} to {listed} in {workspace}? This cannot be undone. Nothing is sent unless you accept."
     )
 
 
-def refusal(tool: ToolSpec, answer: Answer, mode: ConfirmMode) -> NotConfirmedError | None:
-    """The error for an answer that does not allow sending, or None when the call may go ahead."""
+_SENT_NOTHING = "Nothing was sent to Customer.io."
+_NO_ANSWER = {
+    "timeout": "The server got no answer to the confirmation for {tool} within {timeout:g} s "
+    "(CUSTOMERIO_CONFIRM_TIMEOUT), so it counts as a no. {nothing} If the user never saw a question, this client "
+    "declares MCP elicitation without showing it: the operator can set CUSTOMERIO_CONFIRM_DESTRUCTIVE=off (the "
+    "client's own approval of destructive tools then applies), or use a client that shows elicitation requests.",
+    "unreadable": "The server could not read the client's answer to the confirmation for {tool} (it was not an "
+    "elicitation result, or the client answered with an error), so it counts as a no. {nothing}",
+    "already_answered": "This confirmation for {tool} was already answered: each answer counts once, and a no "
+    "stays a no. {nothing} (If an earlier request with this answer got no reply, it may have been sent then.) "
+    "To ask the user again, call the tool again without requestState.",
+    "other_workspace": "This confirmation for {tool} was given for another Customer.io workspace. {nothing} To "
+    "ask the user about this workspace, call the tool again without requestState.",
+    "too_many_pending": "The server did not ask about {tool}: this client already has {pending} confirmations "
+    "waiting for the user, the most it may have (too many confirmations pending). {nothing} Call it again once "
+    "the user has answered them.",
+    "unverified": "The server cannot check right now that this confirmation for {tool} was not used before, so "
+    "it counts as a no. {nothing} Try again in a moment; if it persists, the operator should check "
+    "CUSTOMERIO_REDIS_URL.",
+}
+
+
+def refusal(tool: ToolSpec, answer: Answer, mode: ConfirmMode, timeout: float = 0.0) -> NotConfirmedError | None:
+    """The error for an answer that does not allow sending, or None when the call may go ahead.
+
+    ``timeout`` is ``CUSTOMERIO_CONFIRM_TIMEOUT``, said in the error it causes.
+    """
     if answer == "accept":
         return None
     if answer == "unavailable":
@@ -86,10 +134,15 @@ def refusal(tool: ToolSpec, answer: Answer, mode: ConfirmMode) -> NotConfirmedEr
             "operator.",
             answer=answer,
         )
+    if answer in _NO_ANSWER:
+        said = _NO_ANSWER[answer].format(
+            tool=tool.name, timeout=timeout, pending=MAX_PENDING_PER_CLIENT, nothing=_SENT_NOTHING
+        )
+        return NotConfirmedError(said, answer=answer)
     said = "declined" if answer == "decline" else "cancelled"
     return NotConfirmedError(
-        f"The user {said} the confirmation for {tool.name}. Nothing was sent to Customer.io. Do not repeat the "
-        "call unless the user asks for it again.",
+        f"The user {said} the confirmation for {tool.name}. {_SENT_NOTHING} Do not repeat the call unless the "
+        "user asks for it again.",
         answer=answer,
     )
 

@@ -1,7 +1,9 @@
 """What a tool call answers: the shapes of success, dry run, schema, and failure results.
 
 Every result has a one-line (or short) text a model reads first and structured content a program
-can rely on. Failures are ``isError`` results whose text is the error's own message.
+can rely on. Failures are ``isError`` results whose text is the error's own message. A success or
+dry run whose body holds fields Customer.io ignores carries ``warnings`` (each a ``field``, its
+``problem`` and the ``fix``), and the text says so in one sentence.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import mcp_types as types
 from customerio_mcp.customerio.api import ApiRequest, ApiResponse
 from customerio_mcp.errors import CustomerIOMCPError, DeliveryError
 from customerio_mcp.tools.dedupe_keys import sent_ids
+from customerio_mcp.tools.ignored_fields import NOTHING_IGNORED, IgnoredFields
 from customerio_mcp.tools.schemas import body_schema
 from customerio_mcp.tools.table import ToolSpec
 
@@ -36,7 +39,9 @@ def schema_result(tool: ToolSpec) -> types.CallToolResult:
     )
 
 
-def success_result(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -> types.CallToolResult:
+def success_result(
+    tool: ToolSpec, request: ApiRequest, response: ApiResponse, warnings: IgnoredFields = NOTHING_IGNORED
+) -> types.CallToolResult:
     shaped: dict[str, Any] = {
         "ok": True,
         "status": response.status,
@@ -52,6 +57,8 @@ def success_result(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -
     keys = sent_ids(request.body)
     if keys:
         shaped["sent_ids"] = keys
+    if warnings:
+        shaped["warnings"] = warnings.as_list()
     tries = f"{response.attempts} attempt{'s' if response.attempts != 1 else ''}"
     body_text = json.dumps(response.body, ensure_ascii=False)
     if len(body_text) > MAX_TEXT_RESPONSE:
@@ -60,10 +67,14 @@ def success_result(tool: ToolSpec, request: ApiRequest, response: ApiResponse) -
         f"Done: {request.method} {request.path} -> {response.status} ({tool.api} API, region {response.region}, "
         f"{tries}). Response: {body_text}"
     )
+    if warnings:
+        text += "\n" + warnings.sentence()
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=shaped)
 
 
-def dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) -> types.CallToolResult:
+def dry_run_result(
+    tool: ToolSpec, preview: dict[str, Any], missing: list[str], warnings: IgnoredFields = NOTHING_IGNORED
+) -> types.CallToolResult:
     """The request that would have been sent, and what a real call would still need."""
     lines = [
         f"DRY RUN: nothing was sent to Customer.io. {tool.name} passed every local check; this is the request "
@@ -74,7 +85,9 @@ def dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) 
         lines.append(json.dumps(preview["body"], ensure_ascii=False))
     if missing:
         lines.append(f"A real call would still need {' and '.join(missing)} in the server's environment.")
-    structured = {
+    if warnings:
+        lines.append(warnings.sentence())
+    structured: dict[str, Any] = {
         "ok": True,
         "dry_run": True,
         "tool": tool.name,
@@ -82,6 +95,8 @@ def dry_run_result(tool: ToolSpec, preview: dict[str, Any], missing: list[str]) 
         "request": preview,
         "missing_credentials": missing,
     }
+    if warnings:
+        structured["warnings"] = warnings.as_list()
     return types.CallToolResult(
         content=[types.TextContent(type="text", text="\n".join(lines))], structured_content=structured
     )

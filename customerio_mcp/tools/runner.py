@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import mcp_types as types
 
-from customerio_mcp.customerio.api import ApiRequest
+from customerio_mcp.customerio.api import ApiRequest, ApiResponse
 from customerio_mcp.customerio.client import CustomerIOClient
 from customerio_mcp.errors import CustomerIOMCPError, DeliveryError, UnknownToolError
 from customerio_mcp.settings import Settings
@@ -32,6 +32,7 @@ from customerio_mcp.tools.arguments import (
 )
 from customerio_mcp.tools.body_checks import is_large, parse_body, prepare_body
 from customerio_mcp.tools.confirmation import Asker, question_for, refusal
+from customerio_mcp.tools.ignored_fields import NOTHING_IGNORED, IgnoredFields
 from customerio_mcp.tools.operations import replay_safe
 from customerio_mcp.tools.results import (
     dry_run_result,
@@ -53,15 +54,33 @@ from customerio_mcp.tools.table import TOOLS_BY_NAME, ToolSpec
 
 logger = logging.getLogger(__name__)
 
+Confirmation = Literal["accepted", "not asked", "off", "not destructive"]
+"""How a call was confirmed: a person accepted it; it destroys but nobody could be asked (``auto``);
+CUSTOMERIO_CONFIRM_DESTRUCTIVE=off (nothing is asked, whatever the call does); nothing in it destroys."""
+
 
 @dataclass
 class CallRecord:
-    """How far one call got, so that a call stopped at shutdown can still say what it sent."""
+    """How far one call got, so that a call stopped at shutdown can still say what it sent, and the audit
+    trail what happened."""
 
     tool: ToolSpec | None = None
     request: ApiRequest | None = None
     sending: bool = False
     """True from the moment the request may have left this process."""
+    confirmation: Confirmation = "not destructive"
+    response: ApiResponse | None = None
+    """Customer.io's answer to a call that succeeded."""
+    error: Exception | None = None
+    """What stopped a call that failed."""
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    """The exact request to send, and the warnings its body earned: top-level fields Customer.io ignores."""
+
+    request: ApiRequest
+    warnings: IgnoredFields = NOTHING_IGNORED
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,8 @@ class CallScope:
     narrowing: Narrowing = EVERYTHING
     ask: Asker | None = None
     """Asks the person behind this request's client to confirm a destructive call; None: nobody to ask."""
+    principal: str = "stdio"
+    """Who sent the request, for the audit trail: an OAuth subject, "static token", "unauthenticated"."""
 
 
 _NARROWINGS_KEPT = 256
@@ -117,25 +138,28 @@ class ToolRunner:
             if tool.body is not None and mode_of(args) == "get_request_schema":
                 return schema_result(tool)
             if tool.body is not None and is_large(args.get("request_body")):
-                request = await anyio.to_thread.run_sync(self.build_request, tool, args, scope.narrowing)
+                checked = await anyio.to_thread.run_sync(self.build_request, tool, args, scope.narrowing)
             else:
-                request = self.build_request(tool, args, scope.narrowing)
-            record.request = request
+                checked = self.build_request(tool, args, scope.narrowing)
+            request = record.request = checked.request
             if self._settings.dry_run:
-                return dry_run_result(tool, scope.client.preview(request), scope.client.missing_credentials(tool.api))
-            confirmation = await self._confirm(tool, args, request, scope)
+                preview, missing = scope.client.preview(request), scope.client.missing_credentials(tool.api)
+                return dry_run_result(tool, preview, missing, checked.warnings)
+            confirmation = await self._confirm(tool, args, request, scope, record)
             if confirmation is not None:
                 return confirmation
             record.sending = True
             try:
-                response = await scope.client.send(request)
+                response = record.response = await scope.client.send(request)
             except DeliveryError as error:
                 raise with_repeat_guidance(error, tool, request) from None
-            return success_result(tool, request, response)
+            return success_result(tool, request, response, checked.warnings)
         except CustomerIOMCPError as error:
+            record.error = error
             logger.info("%s failed: %s", clip(name), type(error).__name__)
             return failure_result(name, error)
-        except Exception:
+        except Exception as error:
+            record.error = error
             logger.exception("unexpected error in tool %s", clip(name))
             return failure_result(
                 name,
@@ -146,7 +170,7 @@ class ToolRunner:
             )
 
     async def _confirm(
-        self, tool: ToolSpec, args: dict[str, Any], request: ApiRequest, scope: CallScope
+        self, tool: ToolSpec, args: dict[str, Any], request: ApiRequest, scope: CallScope, record: CallRecord
     ) -> types.InputRequiredResult | None:
         """Ask before a destructive call (per CUSTOMERIO_CONFIRM_DESTRUCTIVE); raises when it must not be sent.
 
@@ -154,16 +178,18 @@ class ToolRunner:
         """
         mode = self._settings.confirm_destructive
         if mode == "off":
+            record.confirmation = "off"
             return None
-        question = question_for(tool, args, request)
+        question = question_for(tool, args, request, scope.client.workspace.described_for(tool.api))
         if question is None:
             return None
         answer = await scope.ask(question) if scope.ask is not None else "unavailable"
         if isinstance(answer, types.InputRequiredResult):
             return answer
-        error = refusal(tool, answer, mode)
+        error = refusal(tool, answer, mode, self._settings.confirm_timeout)
         if error is not None:
             raise error
+        record.confirmation = "accepted" if answer == "accept" else "not asked"
         logger.info("%s: destructive call %s", tool.name, "confirmed" if answer == "accept" else "not asked")
         return None
 
@@ -183,7 +209,7 @@ class ToolRunner:
             "name", f"is {shown(name)}, which is no tool of this server", f"call one of: {', '.join(enabled)}"
         )
 
-    def build_request(self, tool: ToolSpec, args: dict[str, Any], narrowing: Narrowing = EVERYTHING) -> ApiRequest:
+    def build_request(self, tool: ToolSpec, args: dict[str, Any], narrowing: Narrowing = EVERYTHING) -> CheckedRequest:
         """Every local check, and the exact request to send; raises InputError with nothing sent."""
         path = tool.path
         for param in tool.path_params:
@@ -197,14 +223,14 @@ class ToolRunner:
         if tool.name == "global_unsubscribe_user":
             flag = args.get("set_unsubscribed_attribute")
             body = {"unsubscribe": True if flag is None else parse_flag("set_unsubscribed_attribute", flag)}
-            return ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe)
+            return CheckedRequest(ApiRequest(tool.api, tool.method, path, query, headers, body, tool.replay_safe))
         if tool.body is None:
-            return ApiRequest(tool.api, tool.method, path, query, headers, None, tool.replay_safe)
+            return CheckedRequest(ApiRequest(tool.api, tool.method, path, query, headers, None, tool.replay_safe))
         body = parse_body(args.get("request_body"))
         if not destructive_allowed(self._settings, narrowing):
             refuse_destructive_operations(tool, body, why_no_destructive(self._settings, narrowing))
         prepared = prepare_body(tool, body)
-        return ApiRequest(
+        request = ApiRequest(
             tool.api,
             tool.method,
             path,
@@ -214,3 +240,4 @@ class ToolRunner:
             replay_safe(tool, prepared.body),
             content=prepared.content,
         )
+        return CheckedRequest(request, prepared.warnings)

@@ -3,18 +3,25 @@
 ``jsonschema``'s own messages echo whole values ("[... 5,000 items ...] is too long") and name the
 parent when a property is missing. Here every message names the exact field (the missing property
 itself), states the rule ("at most 1000 items"), shows at most ~100 characters of the value, and
-says what the branch the body selected needs ("is required for a person `event`"). Within a union
+says what the branch the body selected needs ("is required for a person `event`", "is required for a
+`User Suppressed` event" when the rule of a typed event failed). Within a union
 that no ``type``/``action`` selects (``identifiers``: one of id, email, cio_id) the error is
 reported in the branch the value came closest to.
+
+Of several errors, the shallowest is reported, and of siblings the first in the document
+(``ids[0]``, not ``ids[1]``); the message says how many other items break the same rule in the
+same place of the schema ("and 1 more item fails the same way", ``more_failing`` in the details).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from customerio_mcp.errors import InputError
-from customerio_mcp.text_safety import shown
+from customerio_mcp.text_safety import clip, shown
+from customerio_mcp.tools.schemas import EXPLAINED_FAILURES_MAX
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -47,9 +54,10 @@ def json_type(value: Any) -> str:
 
 
 def location(where: str, path: Iterable[Any]) -> str:
+    """``where`` followed by ``path``: ``request_body.batch[3].name``; a member's name is client text, so clipped."""
     text = where
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{clip(part)}"
     return text
 
 
@@ -70,10 +78,8 @@ def explain(
     ``union`` is the type/action union the instance is (``at_union``) or holds, used to say which
     branch a rule belongs to and, for an unknown pair, which pairs are valid.
     """
-    from jsonschema.exceptions import relevance
-
     # Not jsonschema's best_match: it descends into every union by itself, past a rule's own message.
-    error = max(validator.iter_errors(instance), key=relevance)
+    error, more = _first_and_more(validator.iter_errors(instance))
     shapes: list[str] = []
     while error.validator in ("anyOf", "oneOf") and error.context and "errorMessage" not in error.schema:
         branches: dict[int, list[ValidationError]] = {}
@@ -83,38 +89,104 @@ def explain(
         branch_schema = error.validator_value[index]
         if isinstance(branch_schema, dict) and branch_schema.get("title"):
             shapes.append(branch_schema["title"])
-        error = max(closest, key=relevance)
-    selected = _selected(instance, union) if at_union else None
-    return _input_error(error, where, union if at_union else None, selected, shapes)
+        error, within = _first_and_more(closest)
+        more = within or more
+    selected = union.selected(instance) if at_union and union is not None else None
+    phrase = f" {union.branch_phrase(selected)}" if union is not None and selected is not None else ""
+    event = _selecting_event(validator.schema, list(error.absolute_schema_path))
+    if event is not None:
+        phrase = f" for a `{event}`" + ("" if event.endswith(" Event") else " event")
+    return _input_error(error, where, union if at_union else None, phrase, shapes, more)
 
 
-def _selected(instance: Any, union: UnionInfo | None) -> tuple[str, ...] | None:
-    """The valid type/action values the instance itself selects, if it selects a known branch."""
-    if union is None or not isinstance(instance, dict):
-        return None
-    values = tuple(instance.get(key, union.default if key == union.keys[0] else None) for key in union.keys)
-    return values if values in union.valid else None
+def _selecting_event(root: Any, schema_path: list[Any]) -> str | None:
+    """The event name of the rule whose ``then`` holds the failed keyword (``if event == "User Deleted"``), if any.
+
+    Customer.io's typed ``track`` events are such rules (``SEMANTIC_EVENTS`` in ``scripts/derive_schemas.py``).
+    The path is followed through the schema; it steps through a local ``$ref`` without naming it.
+    """
+    node, found = root, None
+    for part in [part for part in schema_path if part != "$ref"]:
+        while isinstance(node, dict) and part not in node and str(node.get("$ref", "")).startswith("#/"):
+            node = _local(root, node["$ref"])
+        if part == "then" and isinstance(node, dict):
+            selects = node.get("if", {}).get("properties", {})
+            if list(selects) == ["event"] and isinstance(selects["event"].get("const"), str):
+                found = selects["event"]["const"]
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+    return found
 
 
-def _branch_phrase(union: UnionInfo, values: tuple[str, ...]) -> str:
-    if len(values) == 2:
-        return f"for a {values[0]} `{values[1]}` operation"
-    if union.definition == "event":
-        return f"for an event of type `{values[0]}`"
-    return f"for a `{values[0]}` call"
+def _local(root: Any, ref: str) -> Any:
+    for step in ref.removeprefix("#/").split("/"):
+        root = root.get(step) if isinstance(root, dict) else None
+    return root
+
+
+@dataclass(frozen=True)
+class _More:
+    """How many other items (or members) break the same rule as the error reported."""
+
+    count: int
+    noun: str
+    at_least: bool
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def phrase(self) -> str:
+        plural = self.count != 1
+        return (
+            f"and {'at least ' if self.at_least else ''}{self.count:,} more {self.noun}{'s' if plural else ''} "
+            f"fail{'' if plural else 's'} the same way"
+        )
+
+
+def _first_and_more(errors: Iterable[ValidationError]) -> tuple[ValidationError, _More]:
+    """The error to report, and how many others break the same rule elsewhere.
+
+    The shallowest, and of those not a union's (weak) one when another is there, and of those the
+    first the validator met: siblings are met in document order (``schemas.explainer``). jsonschema's
+    own ``relevance`` prefers the last sibling (``ids[1]`` of ``[101, 102]``). Two errors fail "the
+    same way" when they break the same keyword at the same place of the schema, at different places
+    of the instance: ``ids[0]`` and ``ids[1]`` both not strings, not two fields missing from one object.
+    """
+    from jsonschema.exceptions import WEAK_MATCHES, relevance
+
+    found = list(errors)
+    first = max(found, key=lambda error: (-len(error.path), error.validator not in WEAK_MATCHES))
+    best = max((error for error in found if error.path == first.path), key=relevance)
+    same = [
+        error
+        for error in found
+        if error.validator == best.validator
+        and error.relative_schema_path == best.relative_schema_path
+        and error.path != best.path
+    ]
+    if not same:
+        return best, _More(0, "", False)
+    # The instance paths differ where the rule is applied to each sibling: an index, or a member's name.
+    where = next((mine for mine, theirs in zip(best.path, same[0].path, strict=False) if mine != theirs), best.path[-1])
+    noun = "item" if isinstance(where, int) else "field"
+    # More than EXPLAINED_FAILURES_MAX failing items: the explainer stopped looking, there may be more.
+    return best, _More(len(same), noun, len(same) >= EXPLAINED_FAILURES_MAX)
 
 
 def _input_error(
     error: ValidationError,
     where: str,
     union: UnionInfo | None,
-    selected: tuple[str, ...] | None,
+    phrase: str,
     shapes: list[str],
+    more: _More,
 ) -> InputError:
+    """``phrase`` names the branch the body selected (" for a person `event` operation"), or is empty."""
     path = list(error.absolute_path)
     keyword, expected, value, schema = error.validator, error.validator_value, error.instance, error.schema
     field = location(where, path)
-    phrase = f" {_branch_phrase(union, selected)}" if union is not None and selected is not None else ""
     fix = "correct the value"
     custom = schema.get("errorMessage") if isinstance(schema, dict) else None
 
@@ -137,7 +209,7 @@ def _input_error(
         problem = f"is required{phrase}"
         fix = f"add `{missing}`" + (f" ({hint[0].lower()}{hint[1:].rstrip('.')})" if hint else "")
     elif custom:
-        problem = custom
+        problem = custom.replace("{got}", f"{json_type(value)} ({shown(value)})")
         fix = schema.get("errorFix", fix)
     elif keyword == "type":
         problem = f"must be {_types(expected)}, not {json_type(value)} ({shown(value)})"
@@ -180,4 +252,7 @@ def _input_error(
         problem = f"breaks the schema's `{keyword}` rule (value {shown(value)})"
     if shapes:
         fix += f" (closest accepted shape: {' / '.join(shapes)})"
-    return InputError(field, problem, f"{fix}; {SCHEMA_HINT}", rule=keyword)
+    if not more:
+        return InputError(field, problem, f"{fix}; {SCHEMA_HINT}", rule=keyword)
+    counted = {"more_failing": more.count, **({"more_failing_at_least": True} if more.at_least else {})}
+    return InputError(field, f"{problem}, {more.phrase()}", f"{fix}; {SCHEMA_HINT}", rule=keyword, **counted)

@@ -22,7 +22,7 @@ BodyKind = Literal["plain", "v1_event", "v2_entity", "v2_batch", "pipelines_call
 REPLAY_SAFE_BODIES: frozenset[BodyKind] = frozenset(
     {"v1_event", "v2_entity", "v2_batch", "pipelines_call", "pipelines_batch"}
 )
-ID_TYPES = ("id", "email", "cio_id")
+ID_TYPES = ("id", "email", "phone", "cio_id")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class ToolSpec:
 
 
 def _person(name: str) -> PathParam:
-    return PathParam(name, "identifier", "Person id, email or cio_id.", "person")
+    return PathParam(name, "identifier", "Person id, email, phone or cio_id.", "person")
 
 
 def _id_type(name: str) -> QueryParam:
@@ -93,8 +93,9 @@ def _id_type(name: str) -> QueryParam:
 _SEGMENT = PathParam("segment_identifier", "segment_id", "The manual segment's numeric ID.", "integer")
 
 _V2_OPERATION = (
-    'identifiers: person {"id"|"email"|"cio_id": "..."} (one key); object {"object_type_id": "1" (a string), '
-    '"object_id": "..."} or {"cio_object_id": "..."}. person actions: identify (attributes), delete, '
+    'identifiers: person {"id"|"email"|"phone"|"cio_id": "..."} (one key; phone in E.164: "+14155552671"); '
+    'object {"object_type_id": "1" (a string), "object_id": "..."} or {"cio_object_id": "..."}. '
+    "person actions: identify (attributes), delete, "
     "event/page/screen (name; attributes, timestamp: unix s), add_relationships/delete_relationships "
     '(cio_relationships: [{"identifiers": object}]), add_device (device: {token, platform}), delete_device '
     "(device: {token}), suppress, unsuppress, merge (primary, secondary: person identifiers, no identifiers). "
@@ -259,7 +260,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "merge_customer_profiles",
         "Merge two people",
         "Merge the secondary person into the primary, deleting the secondary (irreversible). Body: primary and "
-        'secondary (required), each {"id"|"email"|"cio_id": value}.',
+        'secondary (required), each {"id"|"email"|"phone"|"cio_id": value}.',
         "track",
         "POST",
         "/api/v1/merge_customers",
@@ -345,7 +346,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "track",
         "enable_strict_validation",
         f"Record an event. Body: event (name, required), {_WHO}, properties. {_OPTIONAL} Semantic events "
-        '"User Deleted" and the like delete or suppress.',
+        '"User Deleted" and the like delete or suppress; each needs its own fields (see get_request_schema).',
         destructive="by_content",
     ),
     _pipelines(
