@@ -32,12 +32,12 @@ from customerio_mcp.text_safety import clip
 
 SCAN_LIMIT = 1 << 20
 """Characters of an unparseable line searched for its top-level ``id``; beyond them it stays unknown."""
-_INTEGER_DIGITS_MAX = 100
-"""Longer integers are not parsed while looking for the id (Python refuses more than 4,300 digits)."""
-
-
 LARGE_LINE = 1 << 16
 """A refused line longer than this is looked at on a worker thread (a megabyte of strings takes ~0.1 s)."""
+_INTEGER_DIGITS_MAX = 100
+"""Longer integers are not parsed while looking for the id (Python refuses more than 4,300 digits)."""
+_SHOWN_MEMBERS_MAX = 100
+"""A longer array or object is logged by its size, not encoded only to be cut."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def refusal_for(error: Exception) -> Refusal:
         top = _top_level(text)
         return _answer(types.PARSE_ERROR, f"Parse error: {message}", top, "not JSON the server can parse", text)
     value = _top_value(details)
-    shown = json.dumps(value, default=repr)[:200]  # valid JSON that the SDK parsed: it nests at most ~200 deep
+    big = isinstance(value, list | dict) and len(value) > _SHOWN_MEMBERS_MAX
+    # Valid JSON the SDK parsed: it nests at most ~200 deep, so encoding it cannot recurse too far.
+    shown = f"({type(value).__name__} of {len(value):,})" if big else json.dumps(value, default=repr)[:200]
     return _answer(
         types.INVALID_REQUEST, "Invalid Request: not a JSON-RPC message", _of_object(value), "not JSON-RPC", shown
     )

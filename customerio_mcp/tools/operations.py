@@ -136,12 +136,12 @@ def _pipelines(call: Any, where: str) -> list[DestructiveOperation]:
             )
         ]
     event = call.get("event")
-    if call.get("type") in ("track", None) and isinstance(event, str) and event_key(event) in _DESTRUCTIVE_EVENT_KEYS:
+    if call.get("type") in ("track", None) and isinstance(event, str) and _event_key(event) in _DESTRUCTIVE_EVENT_KEYS:
         return [DestructiveOperation(where, f'"{clip(event, 40)}" event', who, ".event")]
     return []
 
 
-def event_key(event: str) -> str:
+def _event_key(event: str) -> str:
     """An event name reduced to what tells names apart: its letters and digits, compatibility-folded.
 
     Customer.io's description gives each semantic event one spelling and says nothing of how loosely
@@ -154,7 +154,7 @@ def event_key(event: str) -> str:
     return "".join(char for char in folded if char.isalnum())
 
 
-_DESTRUCTIVE_EVENT_KEYS = frozenset(map(event_key, DESTRUCTIVE_EVENTS))
+_DESTRUCTIVE_EVENT_KEYS = frozenset(map(_event_key, DESTRUCTIVE_EVENTS))
 
 
 def identity_text(identifiers: Any) -> str:
