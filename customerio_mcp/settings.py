@@ -28,6 +28,28 @@ RANDOM_STRING_COMMAND = "customerio-mcp token"
 
 The server's own command, because it is installed wherever this text is read; ``python`` is not
 (Debian and macOS have only ``python3``)."""
+URL_SETTINGS = frozenset(
+    {
+        "track_url",
+        "pipelines_url",
+        "mcp_oauth_issuer",
+        "mcp_public_url",
+        "mcp_oauth_introspection_url",
+        "redis_url",
+        "app_url",
+    }
+)
+"""Settings holding a URL: shown everywhere through ``text_safety.shown_url``, never with a user name or password."""
+NO_USERINFO = (
+    "must not contain a user name or password (user:password@host): it would be shown in logs, `check` and dry-run "
+    "previews"
+)
+
+
+def _has_userinfo(url: str) -> bool:
+    """Whether ``url`` holds an ``@`` before its query: a user name or password, however the password is spelled."""
+    rest = url.split("://", 1)[-1]
+    return "@" in rest.split("?", 1)[0].split("#", 1)[0]
 
 
 class Settings(BaseSettings):
@@ -185,12 +207,17 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// on loopback)")
+        if _has_userinfo(value):  # an issuer and the public URL are published to every client, too
+            raise ValueError(NO_USERINFO)
         return value
 
     @field_validator("mcp_oauth_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: object) -> object:
-        return value.replace(",", " ").split() or None if isinstance(value, str) else value
+        """Comma- or space-separated, U+0020 only (RFC 6749 §3.3): another space is part of a scope name."""
+        if not isinstance(value, str):
+            return value
+        return [scope for scope in value.strip().replace(",", " ").split(" ") if scope] or None
 
     @field_validator("mcp_oauth_audience", "mcp_oauth_client_id")
     @classmethod
@@ -241,11 +268,10 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        if "@" in value.split("://", 1)[1].split("/", 1)[0]:
-            # A password in the URL would travel to logs, `check` and dry-run previews; credentials have variables.
+        if _has_userinfo(value):  # also a password holding a "/", which once slipped past as a path
             raise ValueError(
-                "must not contain a user name or password (user:password@host); set the credentials in "
-                "CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / CUSTOMERIO_PIPELINES_API_KEY / CUSTOMERIO_APP_API_KEY"
+                f"{NO_USERINFO}; set the credentials in CUSTOMERIO_SITE_ID / CUSTOMERIO_API_KEY / "
+                "CUSTOMERIO_PIPELINES_API_KEY / CUSTOMERIO_APP_API_KEY"
             )
         return value.rstrip("/")
 
@@ -333,6 +359,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    def secret_values(self) -> list[str]:
+        """The value of every secret setting (keys, tokens, state keys, the Redis URL), to redact from echoes."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, SecretStr):
+                    values.append(item.get_secret_value())
+        return values
 
     def missing_track_credentials(self) -> list[str]:
         """The Track variables still to set, in the order a person would set them."""

@@ -4,12 +4,17 @@ Anything a client sends (a Host header, a session id, a tool name, a field value
 may contain newlines that forge extra log lines, or terminal escape sequences that rewrite what
 an operator sees. ``clip`` turns such text into one short, printable line: control characters
 become visible escapes and the text is cut to a limit, saying how much was left out.
+
+Secrets never come back out: ``redact`` replaces known secrets in anything echoed, and
+``shown_url`` is how every URL-valued setting is shown (refusals, ``check``, the start line, dry
+run, logs), its user name and password as ``<redacted>``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 CLIP_LIMIT = 100
@@ -61,6 +66,36 @@ def shown(value: Any, limit: int = CLIP_LIMIT) -> str:
 
 
 REDACTED = "[redacted]"
+HIDDEN = "<redacted>"
+"""What a URL shows in place of its user name and password (and of its query and fragment)."""
+SECRET_MIN_CHARS = 8
+"""Shorter values are not redacted: replacing every "a" would hide everything and protect nothing."""
+
+
+def secret_texts(values: Iterable[str | None]) -> tuple[str, ...]:
+    """The secrets worth redacting among ``values``: of at least ``SECRET_MIN_CHARS``, longest first."""
+    return tuple(sorted({value for value in values if value and len(value) >= SECRET_MIN_CHARS}, key=len, reverse=True))
+
+
+def shown_url(text: str, *, keep_query: bool = False) -> str:
+    """A URL setting as it may be shown: ``scheme://<redacted>@host/path``, query and fragment ``<redacted>``.
+
+    Everything between ``://`` (or the start, without one) and the last ``@`` is the user name and
+    password, whatever characters the password holds (a ``/`` or ``#`` in it would make a URL
+    parser see the host somewhere in the password); a setting's query may hold a token
+    (``?password=``). ``keep_query`` keeps a request's own query (a dry-run preview). Text that is
+    not a URL gets the same treatment, so a malformed value leaks nothing either.
+    """
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = f"{HIDDEN}@{rest.rsplit('@', 1)[1]}"
+    if separator and not keep_query:
+        for mark in ("#", "?"):
+            if mark in rest:
+                rest = f"{rest.split(mark, 1)[0]}{mark}{HIDDEN}"
+    return f"{scheme}{separator}{rest}"
 
 
 def redact(value: Any, secrets: tuple[str, ...]) -> Any:

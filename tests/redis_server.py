@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,3 +82,45 @@ def redis_server(directory: Path, port: int | None = None) -> Iterator[RedisProc
         yield running
     finally:
         running.stop()
+
+
+@contextmanager
+def silent_redis() -> Iterator[str]:
+    """The URL of a loopback "Redis" that accepts connections and reads, but never answers anything.
+
+    What a hung Redis (or a black-holing proxy in front of one) looks like to a client: the TCP
+    handshake succeeds, so only timeouts of the client's own can end the wait.
+    """
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    accepted: list[socket.socket] = []
+    stopping = threading.Event()
+
+    def read_forever(connection: socket.socket) -> None:
+        with connection:
+            while not stopping.is_set():
+                try:
+                    if not connection.recv(65536):
+                        return
+                except OSError:
+                    return
+
+    def accept_forever() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+            threading.Thread(target=read_forever, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    try:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+    finally:
+        stopping.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept
+        listener.close()
+        for connection in accepted:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)

@@ -276,9 +276,8 @@ async def test_redis_away_loses_records_not_calls_and_says_when_it_is_back(
                 "--json",
             )
     [warning] = audit_warnings(caplog)
-    assert (
-        f"Redis stream customerio-mcp:audit at redis://127.0.0.1:{port} cannot be written (ConnectionError)" in warning
-    )
+    where = f"Redis stream customerio-mcp:audit at redis://127.0.0.1:{port}/0"
+    assert f"{where} cannot be written (ConnectionError)" in warning
     [back] = [line for line in audit_lines(caplog) if "writing to" in line]
     assert back.endswith("again; 1 record(s) were lost meanwhile (1 this run)")
     assert [json.loads(line)["path"] for line in listed.stdout.splitlines()] == ["/api/v1/customers/kept/events"]
@@ -481,7 +480,7 @@ def test_an_audit_setting_that_cannot_work_stops_the_start(value: str, said: str
         ),
         (
             {"CUSTOMERIO_AUDIT": "redis", "CUSTOMERIO_REDIS_URL": "redis://127.0.0.1:{port}/0"},
-            "  Redis stream customerio-mcp:audit at redis://127.0.0.1:{port}: NOT WRITABLE (",
+            "  Redis stream customerio-mcp:audit at redis://127.0.0.1:{port}/0: NOT WRITABLE (",
             True,
         ),
     ],

@@ -106,3 +106,16 @@ async def test_no_secret_in_logs_or_results_at_debug(
         assert secret not in everything
     assert repr(settings_for(fake)).count("**********") == 2
     logging.getLogger().handlers.clear()
+
+
+@pytest.mark.parametrize(
+    ("given", "scopes"),
+    [
+        ("customerio:use", ["customerio:use"]),
+        (" a, b  c ,", ["a", "b", "c"]),
+        ("a\u00a0customerio:destructive", ["a\u00a0customerio:destructive"]),  # RFC 6749 §3.3: U+0020 only
+        ("a\tb", ["a\tb"]),
+    ],
+)
+def test_required_scopes_are_separated_by_commas_and_u0020_only(given: str, scopes: list[str]) -> None:
+    assert Settings(mcp_oauth_scopes=given).mcp_oauth_scopes == scopes

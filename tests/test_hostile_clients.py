@@ -218,6 +218,30 @@ def test_suppressed_lines_are_counted_when_logging_resumes() -> None:
     assert lines[10:] == ["refused again (15 similar lines suppressed)", "another kind"]
 
 
+def test_every_line_a_client_can_cause_is_rate_limited_whatever_its_level() -> None:
+    """INFO lines on the clients logger, and lines with a rate key on any logger, are held back like warnings;
+    other INFO lines (the access log's one line per request) are not."""
+    code = textwrap.dedent(
+        """
+        import logging, sys
+        from customerio_mcp.serving import log_hygiene
+        handler = logging.StreamHandler(sys.stdout)
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel("INFO")
+        log_hygiene.install(handler)
+        for n in range(25):
+            logging.getLogger("customerio_mcp.clients").info("token refused %d", n)
+            logging.getLogger("customerio_mcp.serving.oauth").warning("issuer down %d", n, extra={"rate_key": "x"})
+            logging.getLogger("customerio_mcp.access").info("request %d", n)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("token refused")] == [f"token refused {n}" for n in range(10)]
+    assert [line for line in lines if line.startswith("issuer down")] == [f"issuer down {n}" for n in range(10)]
+    assert len([line for line in lines if line.startswith("request")]) == 25
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(("trusted", "shown"), [(None, "127.0.0.1:"), ("127.0.0.1", "203.0.113.9 ")])
 def test_access_log_believes_x_forwarded_for_only_from_a_trusted_proxy(

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from customerio_mcp.settings import Settings
+from customerio_mcp.tools.operations import destructive_operations
 from customerio_mcp.tools.selection import DESTRUCTIVE_ONLY
+from customerio_mcp.tools.table import TOOLS_BY_NAME
 from tests.conftest import connect, settings_for
 from tests.fake_customerio import FakeCustomerIO
 
@@ -59,10 +61,31 @@ async def test_destructive_v2_operations_are_refused_by_name(fake: FakeCustomerI
     assert [r.raw_path for r in fake.requests] == ["/api/v2/batch"]
 
 
-@pytest.mark.parametrize(
-    "event",
-    ["User Deleted", "User Suppressed", "Object Deleted", "Relationship Deleted", "Device Deleted", "user  deleted"],
-)
+DESTRUCTIVE_EVENT_SPELLINGS = [
+    "User Deleted",
+    "User Suppressed",
+    "Object Deleted",
+    "Relationship Deleted",
+    "Device Deleted",
+    "Group Deleted",  # in the Pipelines description's complete list of Customer.io semantic events
+    "user  deleted",
+    # Spellings a person reads as the same name, all sent before in no-destructive mode:
+    "UserDeleted",
+    "user_deleted",
+    "User-Deleted",
+    "USER.DELETED",
+    "\uff35ser Deleted",  # full-width U
+    "\uff35\uff53\uff45\uff52\u3000\uff24\uff45\uff4c\uff45\uff54\uff45\uff44",  # all full-width
+    "User\u200bDeleted",  # zero-width space
+    "User\u00adDeleted",  # soft hyphen
+    "User Deleted\x00",
+    "\tUser\nSuppressed ",
+    "Relationship_Deleted",
+    "device-deleted",
+]
+
+
+@pytest.mark.parametrize("event", DESTRUCTIVE_EVENT_SPELLINGS)
 async def test_semantic_events_that_delete_are_refused(fake: FakeCustomerIO, event: str) -> None:
     call = {"userId": "42", "event": event}
     async with connect(settings_for(fake, disable_destructive=True)) as client:
@@ -79,6 +102,26 @@ async def test_semantic_events_that_delete_are_refused(fake: FakeCustomerIO, eve
     assert "userId=42" in batch.content[0].text
     assert not ordinary.is_error
     assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("event", ["User Unsuppressed", "Device Created or Updated", "User Deleted Account", "Deleted"])
+async def test_names_that_only_look_alike_are_sent(fake: FakeCustomerIO, event: str) -> None:
+    body = {"userId": "42", "event": event, "context": {"device": {"token": "t-1", "type": "ios"}}}
+    async with connect(settings_for(fake, disable_destructive=True)) as client:
+        result = await client.call_tool("track_user_event", {"request_body": body})
+    assert not result.is_error, result.content[0].text
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("event", DESTRUCTIVE_EVENT_SPELLINGS)
+def test_confirmation_finds_the_same_destructive_events(event: str) -> None:
+    """Confirmation asks about what ``destructive_operations`` finds: the same spellings, single or in a batch."""
+    single = destructive_operations(TOOLS_BY_NAME["track_user_event"], {"userId": "42", "event": event})
+    batch = destructive_operations(
+        TOOLS_BY_NAME["send_batch_requests"], {"batch": [{"type": "track", "userId": "7", "event": event}]}
+    )
+    assert [(found.field, found.key) for found in single] == [("request_body", ".event")]
+    assert [(found.field, found.target) for found in batch] == [("request_body.batch[0]", "userId=7")]
 
 
 async def test_alias_items_in_a_batch_are_refused(fake: FakeCustomerIO) -> None:

@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import RSAAlgorithm
 
+from customerio_mcp.serving.log_hygiene import BURST, REFILL_SECONDS
 from customerio_mcp.serving.oauth import token_scopes
 from customerio_mcp.serving.oauth_issuer import metadata_urls
 from customerio_mcp.tools.selection import DESTRUCTIVE_ONLY
@@ -192,6 +193,22 @@ async def test_token_without_the_destructive_scope_is_served_as_no_destructive(
     assert routes == [("POST", "/api/v1/customers/{identifier}/events")]
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\t", "\n", "\u2003", "\u3000", "\u1680", "\x1f"])
+async def test_only_u0020_separates_scopes(
+    served: Served, authorization_server: AuthorizationServer, space: str
+) -> None:
+    """``a<NBSP>customerio:destructive`` is one scope name (RFC 6749 §3.3), not the destructive scope."""
+    now = int(time.time())
+    claims = {"iss": authorization_server.issuer, "aud": served.server.public_url, "iat": now, "exp": now + 600}
+    token = authorization_server.sign({**claims, "client_id": "tester", "scope": f"{USE} a{space}{DESTRUCTIVE}"})
+    async with mcp_client(served.transport, served.server.url, token=token) as client:
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        deleted = await client.call_tool("delete_customer", {"customer_identifier": unique_id()})
+    assert len(names) == ALL_TOOLS - DESTRUCTIVE_ONLY_TOOLS
+    assert deleted.is_error
+    assert NARROWED in deleted.content[0].text
+
+
 def test_token_without_a_required_scope_gets_403_insufficient_scope(
     served: Served,
     authorization_server: AuthorizationServer,
@@ -281,6 +298,29 @@ def test_invalid_tokens_are_refused_with_401(
     log = served.server.log.read_text()
     assert "access token refused" in log
     assert token not in log
+
+
+def test_a_flood_of_bad_tokens_writes_a_few_lines_saying_why(
+    served: Served, authorization_server: AuthorizationServer
+) -> None:
+    """1,000 refused tokens: at most the burst of refusal lines (each saying why, never the token), then
+    one line saying how many similar lines were suppressed. Before, every refusal was a line."""
+    token = bad_token("wrong_audience", authorization_server, served.server.public_url)
+    method, endpoint = served.endpoint
+    start = len(served.server.log.read_text())
+    started = time.monotonic()
+    with httpx2.Client(base_url=served.server.url, headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"}) as http:
+        for _ in range(1_000):
+            assert http.request(method, endpoint, json=INITIALIZE, timeout=10).status_code == 401
+        flood = time.monotonic() - started
+        time.sleep(REFILL_SECONDS)  # room for one more line, which counts the suppressed ones
+        assert http.request(method, endpoint, json=INITIALIZE, timeout=10).status_code == 401
+    time.sleep(0.5)
+    lines = [line for line in served.server.log.read_text()[start:].splitlines() if "access token refused" in line]
+    assert 1 <= len(lines) <= BURST + 2 + flood / REFILL_SECONDS, len(lines)
+    assert all("its audience 'https://other.example/mcp' is not" in line for line in lines), lines[:2]
+    assert "similar lines suppressed" in lines[-1], lines[-1]
+    assert token not in served.server.log.read_text()
 
 
 async def test_opaque_tokens_are_checked_by_introspection(
@@ -407,6 +447,9 @@ def test_issuer_metadata_is_looked_for_where_the_mcp_spec_says(issuer: str, urls
     ("claims", "scopes"),
     [
         ({"scope": "a customerio:destructive"}, ["a", "customerio:destructive"]),
+        ({"scope": " a  b "}, ["a", "b"]),
+        ({"scope": "a\u00a0customerio:destructive"}, ["a\u00a0customerio:destructive"]),  # RFC 6749: U+0020 only
+        ({"scope": "a\tb\nc"}, ["a\tb\nc"]),
         ({"scp": ["a", "b"]}, ["a", "b"]),  # Okta, Entra ID
         ({"scp": "a b"}, ["a", "b"]),
         ({"scope": 3}, []),

@@ -24,9 +24,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from customerio_mcp.customerio.pacing import Pacing
+from customerio_mcp.customerio.shared_pacing import REDIS_TIMEOUT_SECONDS, ping
 from tests.fake_customerio import FakeCustomerIO, Recorded
 from tests.processes import TOKEN, Running, command, free_port, http_server, server_env
-from tests.redis_server import RedisProcess, redis_server
+from tests.redis_server import RedisProcess, redis_server, silent_redis
 from tests.test_http_transports import RoundRobin
 
 RATE = 100
@@ -159,6 +160,38 @@ async def test_unreachable_redis_paces_in_the_process_with_one_warning(caplog: p
     assert elapsed < 5  # never stuck on Redis: the local bucket paced the 20
 
 
+async def test_a_redis_that_never_answers_holds_a_call_no_longer_than_the_redis_timeout(fake: FakeCustomerIO) -> None:
+    """A Redis that accepts connections and never answers (hung, or a black hole in front of it): every
+    Redis operation has a bound of our own, so the first call waits at most about REDIS_TIMEOUT_SECONDS
+    and then paces in the process. The client library's own timeouts bound each command but retry the
+    handshake: before this bound the first call waited 2.6 s, longer than this 2 s deadline."""
+    with (
+        silent_redis() as url,
+        http_server(
+            fake,
+            "streamable-http",
+            CUSTOMERIO_RATE_LIMIT=str(RATE),
+            CUSTOMERIO_REDIS_URL=url,
+            CUSTOMERIO_RETRY_DEADLINE="2",
+            CUSTOMERIO_LOG_LEVEL="INFO",
+        ) as server,
+    ):
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as session,
+            Client(streamable_http_client(server.url + "/mcp", http_client=session)) as client,
+        ):
+            results = [await client.call_tool("delete_customer", {"customer_identifier": f"p{n}"}) for n in range(3)]
+        _, log = server.stop()
+    assert [r.is_error for r in results] == [False] * 3, [r.content for r in results]
+    assert sorted(e.raw_path for e in fake.requests) == [f"/api/v1/customers/p{n}" for n in range(3)]
+    assert log.count(REDIS_WARNING) == 1, log[-3000:]
+
+
+async def test_ping_of_a_redis_that_never_answers_gives_up_after_the_redis_timeout() -> None:
+    with silent_redis() as url, anyio.fail_after(REDIS_TIMEOUT_SECONDS * 4):  # before the bound: 2.6 s
+        assert await ping(url) == "TimeoutError"
+
+
 def test_pacing_off_hands_out_no_pacer() -> None:
     assert Pacing(0, "redis://127.0.0.1:1/0").pacer("track", "x") is None
 
@@ -176,8 +209,8 @@ def test_check_reports_request_credentials_and_whether_redis_answers(redis: Redi
     assert done.returncode == 0, done.stdout + done.stderr  # neither needs anything more to serve
     assert done.stdout.count("credentials: from each request's X-Customerio-* headers") == 2
     if reachable:
-        assert f"Redis at redis://127.0.0.1:{redis.port}: answers" in done.stdout
+        assert f"Redis at redis://127.0.0.1:{redis.port}/0: answers" in done.stdout
     else:
         assert "UNREACHABLE" in done.stdout
-        assert "warning: Redis at redis://127.0.0.1" in done.stdout
+        assert "warning: Redis at redis://<redacted>@127.0.0.1" in done.stdout  # no password
     assert "pass-word-9" not in done.stdout + done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from customerio_mcp.text_safety import CLIP_LIMIT, clip, neutralise
+from customerio_mcp.text_safety import CLIP_LIMIT, clip, neutralise, shown_url
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,19 @@ def test_bytes_and_other_values_are_accepted() -> None:
     assert clip(b"\xff\xfebad") == "\ufffd\ufffdbad"
     assert clip(12345) == "12345"
     assert clip(None) == "None"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://user:PASSWORD@host", "http://<redacted>@host"),
+        ("ftp://sk_live_secret@x", "ftp://<redacted>@x"),
+        ("redis://:pw@127.0.0.1:6379/0", "redis://<redacted>@127.0.0.1:6379/0"),
+        ("redis://127.0.0.1:6379/0?password=pw", "redis://127.0.0.1:6379/0?<redacted>"),
+        ("http://u:p/a#b@host/v1", "http://<redacted>@host/v1"),
+        ("user:pw@host", "<redacted>@host"),
+        ("https://track.customer.io", "https://track.customer.io"),
+    ],
+)
+def test_shown_url_hides_user_name_password_and_query(text: str, shown: str) -> None:
+    assert shown_url(text) == shown

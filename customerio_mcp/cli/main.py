@@ -170,12 +170,10 @@ def load_settings(overrides: dict[str, Any], sources: SettingSources) -> Setting
     try:
         settings = Settings(**overrides, _env_file=sources.env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
-        from customerio_mcp.cli.setting_sources import shown_text
-
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else ""
             # A list setting names its one wrong item too: --toolsets track,crm ... got 'crm'.
-            item = f", got {shown_text(str(error['input']))!r}" if len(error["loc"]) > 1 else ""
+            item = f", got {sources.shown(field, str(error['input']))!r}" if len(error["loc"]) > 1 else ""
             sys.stderr.write(f"customerio-mcp: invalid {sources.describe(field)}: {error['msg']}{item}\n")
         return None
     problem = unknown_tool_names(settings)

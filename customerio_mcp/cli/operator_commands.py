@@ -26,12 +26,14 @@ from customerio_mcp.cli.connection_diagnosis import diagnose
 from customerio_mcp.cli.setting_sources import SettingSources, variable_name
 from customerio_mcp.cli.startup_report import base_url_warnings, shared_state_problems
 from customerio_mcp.errors import CustomerIOMCPError
-from customerio_mcp.settings import VERIFY_TOOLSET, Settings
+from customerio_mcp.settings import URL_SETTINGS, VERIFY_TOOLSET, Settings
+from customerio_mcp.text_safety import redact, secret_texts, shown_url
 from customerio_mcp.tools.selection import enabled_tools, offered_tools, waiting_for_pipelines_key, why_disabled
 from customerio_mcp.tools.table import TOOLS, TOOLS_BY_NAME
 
 
 def shown_value(value: Any) -> str:
+    """A setting's value for ``check`` and ``--help``: a secret only as "set"."""
     if isinstance(value, SecretStr):
         return "set"
     if value is None:
@@ -75,7 +77,8 @@ async def _check_track(settings: Settings, out: TextIO, problems: list[str]) -> 
                 answer = await client.lookup_region()
             except CustomerIOMCPError as error:
                 verdict = diagnose(error, url, settings)
-                out.write(f"  credentials: {verdict.label.upper()} ({url})\n")
+                shown = shown_without_secrets(settings, shown_url(url))
+                out.write(f"  credentials: {verdict.label.upper()} ({shown})\n")
                 problems.append(verdict.problem)
                 return
     body = answer.body if isinstance(answer.body, dict) else {}
@@ -93,11 +96,22 @@ async def _check_track(settings: Settings, out: TextIO, problems: list[str]) -> 
 PIPELINES_KEY_WHERE = "Data Pipelines > your HTTP API source > API key"
 
 
+def shown_setting(settings: Settings, field: str) -> str:
+    """``field``'s value as ``check`` shows it: URLs without user name or password, no configured secret in it."""
+    text = shown_value(getattr(settings, field))
+    return shown_without_secrets(settings, shown_url(text) if field in URL_SETTINGS else text)
+
+
+def shown_without_secrets(settings: Settings, text: str) -> str:
+    return redact(text, secret_texts(settings.secret_values()))
+
+
 def _check_pipelines(settings: Settings, out: TextIO, problems: list[str]) -> None:
     if settings.pipelines_url is not None and not urlsplit(settings.pipelines_url).path.endswith("/v1"):
+        url = shown_setting(settings, "pipelines_url")
         problems.append(
-            f"CUSTOMERIO_PIPELINES_URL {settings.pipelines_url} does not end in /v1: calls would go to "
-            f"{settings.pipelines_url}/identify; use the base URL with /v1, e.g. https://cdp.customer.io/v1"
+            f"CUSTOMERIO_PIPELINES_URL {url} does not end in /v1: calls would go to {url}/identify; use the base "
+            "URL with /v1, e.g. https://cdp.customer.io/v1"
         )
     key, track_key = settings.pipelines_api_key, settings.api_key
     if key is None:  # served without a key only in dry run
@@ -131,7 +145,7 @@ async def run_check(
     out.write(f"Env file: {env_file} ({'read' if env_file.is_file() else 'not found'})\n\n")
     rows = [("setting", "value", "from")]
     for field in Settings.model_fields:
-        rows.append((variable_name(field), shown_value(getattr(settings, field)), sources.origin(field)))
+        rows.append((variable_name(field), shown_setting(settings, field), sources.origin(field)))
     out.write("Configuration\n")
     write_table(rows, out)
 
@@ -199,16 +213,16 @@ async def run_check(
 
 async def check_shared_pacing(url: str, out: TextIO, warnings: list[str]) -> None:
     """Whether the Redis that shares the pacing budget answers; the server works without it, paced per process."""
-    from customerio_mcp.customerio.shared_pacing import ping, shown_redis_url
+    from customerio_mcp.customerio.shared_pacing import ping
 
     out.write("\nShared pacing (CUSTOMERIO_REDIS_URL)\n")
     problem = await ping(url)
     if problem is None:
-        out.write(f"  Redis at {shown_redis_url(url)}: answers\n")
+        out.write(f"  Redis at {shown_url(url)}: answers\n")
         return
-    out.write(f"  Redis at {shown_redis_url(url)}: UNREACHABLE ({problem})\n")
+    out.write(f"  Redis at {shown_url(url)}: UNREACHABLE ({problem})\n")
     warnings.append(
-        f"Redis at {shown_redis_url(url)} cannot be reached: calls will go on, paced per process (each replica "
+        f"Redis at {shown_url(url)} cannot be reached: calls will go on, paced per process (each replica "
         "may send up to CUSTOMERIO_RATE_LIMIT per second)"
     )
 

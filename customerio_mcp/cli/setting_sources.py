@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from customerio_mcp.settings import Settings
+from customerio_mcp.settings import URL_SETTINGS, Settings
+from customerio_mcp.text_safety import redact, secret_texts, shown_url
 
 ENV_FILE_VARIABLE = "CUSTOMERIO_ENV_FILE"
 DEFAULT_ENV_FILE = Path(".env")
@@ -108,10 +109,29 @@ class SettingSources:
         if origin == "flag":
             flag = "--" + self.flag_names.get(field, field).replace("_", "-")
             value = self.flags[field]
-            return flag if isinstance(value, bool) else f"{flag} {shown_text(str(value))}"
+            return flag if isinstance(value, bool) else f"{flag} {self.shown(field, str(value))}"
         if origin == "default":
             return variable
         raw = self.environ.get(variable) if origin == "environment" else self.env_file_values.get(variable)
-        value = "[set]" if is_secret(field) else shown_text(str(raw))
+        value = "[set]" if is_secret(field) else self.shown(field, str(raw))
         where = "the environment" if origin == "environment" else origin
         return f"{variable}={value} (from {where})"
+
+    def shown(self, field: str, text: str) -> str:
+        """A value given for ``field`` as it may be printed, even when the settings could not be read.
+
+        Every secret the sources hold is redacted (a key pasted into the wrong variable, ``ftp://<key>``),
+        a URL setting shows no user name or password (``shown_url``), and the text is cut short.
+        """
+        text = redact(text, self.secrets())
+        return shown_text(shown_url(text) if field in URL_SETTINGS else text)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values given for secret settings, from the environment and the env file (``[s1, s2]`` lists too)."""
+        given = [
+            source.get(variable_name(field))
+            for field in Settings.model_fields
+            if is_secret(field)
+            for source in (self.environ, self.env_file_values)
+        ]
+        return secret_texts(part.strip() for value in given if value for part in (value, *value.split(",")))

@@ -40,7 +40,7 @@ from customerio_mcp.customerio.pacing import Pacing
 from customerio_mcp.customerio.workspace import Workspace
 from customerio_mcp.errors import ConfigurationError, DeliveryError
 from customerio_mcp.settings import Settings
-from customerio_mcp.text_safety import clip, redact
+from customerio_mcp.text_safety import clip, redact, secret_texts, shown_url
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class CustomerIOClient:
             raw.append(f"{s.site_id}:{s.api_key.get_secret_value()}")
         for api, header in self._authorization.items():
             raw += [header, header.removeprefix(AUTH_SCHEMES[api] + " ")]
-        return tuple(sorted({value for value in raw if len(value) >= 8}, key=len, reverse=True))
+        return secret_texts(raw)
 
     def missing_credentials(self, api: Api) -> list[str]:
         """The variables a real call to ``api`` still needs; empty when it could be sent (dry run says so)."""
@@ -307,4 +307,5 @@ class CustomerIOClient:
             base = self.lookup_base()
         url = httpx2.URL(base + request.path, params=dict(request.query) if request.query else None)
         headers = {**DEFAULT_HEADERS, **_request_headers(request, f"{AUTH_SCHEMES[request.api]} [redacted]")}
-        return {"method": request.method, "url": str(url), "headers": headers, "body": request.body, "region": region}
+        shown = redact(shown_url(str(url), keep_query=True), self.secrets())  # a key in a base URL: redacted
+        return {"method": request.method, "url": shown, "headers": headers, "body": request.body, "region": region}

@@ -6,6 +6,12 @@ sends. A call over budget asks Redis when the oldest request of the window leave
 until then (with a little jitter, so that the waiters of every replica do not ask at once) and
 tries again: paced calls wait, they are never refused.
 
+Every Redis operation is bounded by ``REDIS_TIMEOUT_SECONDS`` of our own (``bounded``): coredis'
+``connect_timeout`` and ``stream_timeout`` bound each command, but a Redis that accepts connections
+and never answers makes it retry the handshake (``HELLO``) of every command ``limits`` sends, 2.6 s
+in all before the first call gave up. A timed-out operation is a failure like any other: pacing
+falls back to the process.
+
 Timestamps are each replica's own clock: replicas on different machines need synchronised clocks
 (NTP), as any distributed rate limit does.
 """
@@ -17,7 +23,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from typing import TypeVar
 
 import anyio
 import coredis
@@ -25,10 +31,14 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from customerio_mcp.text_safety import shown_url
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REDIS_TIMEOUT_SECONDS = 0.5
-"""Longest a call waits on an unresponsive Redis before pacing falls back to the process."""
+"""Longest one Redis operation may take (connecting and handshake included) before it counts as a failure:
+the longest a call waits on an unresponsive Redis before pacing falls back to the process."""
 REDIS_RETRY_SECONDS = 5.0
 """After a failure, how long pacing stays per-process before trying Redis again."""
 REDIS_KEY_PREFIX = "customerio-mcp"
@@ -39,18 +49,17 @@ _REDIS_ERRORS = (Exception,)
 process: shared pacing is an optimisation and must never fail a call. Cancellation still goes through."""
 
 
-def shown_redis_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or parts.path or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+async def bounded(operation: Awaitable[T]) -> T:
+    """``operation``, or TimeoutError once it has taken ``REDIS_TIMEOUT_SECONDS``, whatever it waits for."""
+    with anyio.fail_after(REDIS_TIMEOUT_SECONDS):
+        return await operation
 
 
 async def ping(url: str) -> str | None:
     """None when the Redis at ``url`` answers PING, else the kind of failure (no secret in it)."""
     client = coredis.Redis.from_url(url, connect_timeout=REDIS_TIMEOUT_SECONDS, stream_timeout=REDIS_TIMEOUT_SECONDS)
     try:
-        await client.ping()
+        await bounded(client.ping())
     except Exception as error:  # any failure means the same to an operator: not usable
         return type(error).__name__
     finally:
@@ -69,7 +78,7 @@ class RedisBudgets:
     """The process's connection to the shared budgets in Redis, and whether Redis is usable right now."""
 
     def __init__(self, url: str) -> None:
-        self._shown = shown_redis_url(url)
+        self._shown = shown_url(url)  # no password, no query
         # Our own pool, so that shutdown can close its connections (``limits`` has no close).
         self._pool = coredis.ConnectionPool.from_url(
             url, connect_timeout=REDIS_TIMEOUT_SECONDS, stream_timeout=REDIS_TIMEOUT_SECONDS
@@ -97,8 +106,8 @@ class RedisBudgets:
     async def wait_for_room(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> None:
         """Take one request from the shared budget at ``item``'s rate, waiting while it is spent; raises on a
         Redis failure."""
-        while not await self._limiter.hit(item, *identifiers):
-            stats = await self._limiter.get_window_stats(item, *identifiers)
+        while not await bounded(self._limiter.hit(item, *identifiers)):
+            stats = await bounded(self._limiter.get_window_stats(item, *identifiers))
             room_in = stats.reset_time - time.time()
             # Jitter spreads the waiters of every replica, so that they do not all ask Redis at once.
             await anyio.sleep(min(LONGEST_SLEEP, max(0.001, room_in)) + random.uniform(0, 0.005))  # noqa: S311

@@ -27,6 +27,8 @@ from typing import Protocol
 
 import anyio
 
+from customerio_mcp.text_safety import shown_url
+
 logger = logging.getLogger(__name__)
 
 REDIS_KEY_PREFIX = "customerio-mcp:answered:"
@@ -79,13 +81,11 @@ class RedisAnsweredStates:
     def __init__(self, url: str, keep_seconds: float) -> None:
         import coredis  # only with CUSTOMERIO_REDIS_URL: the Redis client adds a quarter of a second to a start
 
-        from customerio_mcp.customerio.shared_pacing import shown_redis_url
-
         self._client = coredis.Redis.from_url(
             url, connect_timeout=REDIS_TIMEOUT_SECONDS, stream_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._keep = max(1, round(keep_seconds))
-        self._shown = shown_redis_url(url)
+        self._shown = shown_url(url)
 
     async def first_answer(self, nonce: str) -> bool:
         from coredis import PureToken

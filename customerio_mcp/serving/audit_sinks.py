@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from customerio_mcp.settings import Settings
+from customerio_mcp.text_safety import shown_url
 
 STATE_DIRECTORY = "customerio-mcp"
 AUDIT_FILE_NAME = "audit.jsonl"
@@ -116,10 +117,8 @@ class RedisSink:
     def __init__(self, url: str) -> None:
         import coredis
 
-        from customerio_mcp.customerio.shared_pacing import shown_redis_url
-
         self._url = url
-        self._shown = shown_redis_url(url)
+        self._shown = shown_url(url)
         self._pool = coredis.ConnectionPool.from_url(
             url,
             connect_timeout=AUDIT_REDIS_TIMEOUT_SECONDS,
@@ -159,7 +158,8 @@ class RedisSink:
         """Every record from ``since_ms`` (Redis's own clock: the id of each entry) on, oldest first."""
         start = str(since_ms) if since_ms is not None else "-"
         while True:
-            entries = await self._redis.xrange(AUDIT_STREAM_KEY, start, "+", count=READ_PAGE)
+            with anyio.fail_after(AUDIT_REDIS_TIMEOUT_SECONDS):  # a Redis that never answers ends the read
+                entries = await self._redis.xrange(AUDIT_STREAM_KEY, start, "+", count=READ_PAGE)
             for entry in entries:
                 yield str(entry.field_values.get("record", ""))
             if len(entries) < READ_PAGE:

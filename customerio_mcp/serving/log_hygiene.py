@@ -7,8 +7,10 @@
 - turns a record whose exception a client caused (a malformed message failing validation, a
   connection the client dropped) into one DEBUG line without a traceback: the access log has
   already written the one WARNING line for that request;
-- rate-limits warnings from the loggers a client can drive (``customerio_mcp.clients``,
-  ``customerio_mcp.connections``, uvicorn, asyncio, the SDK): each kind of line may burst
+- rate-limits every line a client can cause at will: every line, at any level, on our loggers
+  for what clients do (``customerio_mcp.clients``, ``customerio_mcp.connections``), every line
+  that carries a ``rate_key`` (``extra={"rate_key": ...}``, on any logger), and warnings from the
+  third-party loggers a client can drive (uvicorn, asyncio, the SDK): each kind of line may burst
   ``BURST`` times, then one per ``REFILL_SECONDS``; the next line that passes says how many were
   suppressed.
 
@@ -31,7 +33,8 @@ from customerio_mcp.text_safety import clip, neutralise
 BURST = 10
 REFILL_SECONDS = 6.0
 THIRD_PARTY = ("mcp", "uvicorn", "sse_starlette", "starlette", "asyncio", "h11")
-RATE_LIMITED = ("customerio_mcp.clients", "customerio_mcp.connections", *THIRD_PARTY)
+CLIENT_LOGGERS = ("customerio_mcp.clients", "customerio_mcp.connections")
+"""Our loggers for what clients do and cause: every line on them is rate-limited, whatever its level."""
 SDK_TRANSPORT_LOGGERS = (
     "mcp.server.sse",
     "mcp.server.streamable_http",
@@ -74,7 +77,11 @@ class ClientNoiseFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _from(record.name, THIRD_PARTY) and not self._tidy_third_party(record):
             return False
-        if record.levelno >= logging.WARNING and _from(record.name, RATE_LIMITED):
+        if (
+            getattr(record, "rate_key", None) is not None
+            or _from(record.name, CLIENT_LOGGERS)
+            or (record.levelno >= logging.WARNING and _from(record.name, THIRD_PARTY))
+        ):
             return self._within_rate(record)
         return True
 

@@ -14,7 +14,8 @@ Keycloak, …) and send it as ``Authorization: Bearer``. ``OAuthTokenVerifier`` 
 The scopes a token carries decide what it may do (``request_scope.scope_for``): without the
 destructive scope the request is served as in no-destructive mode. Tokens are never logged and
 never sent anywhere but to the introspection endpoint; Customer.io only ever sees the workspace's
-own keys.
+own keys. Why a token was refused is an INFO line on ``customerio_mcp.clients``, rate-limited like
+every line a client can cause at will (``log_hygiene``): 15,000 bad tokens were 15,000 lines.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from customerio_mcp.serving.oauth_issuer import FETCH_TIMEOUT, IssuerKeys, Issue
 from customerio_mcp.settings import Settings
 
 logger = logging.getLogger(__name__)
+CLIENTS = logging.getLogger("customerio_mcp.clients")
 
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -76,10 +78,15 @@ def accepted_audiences(audience: str) -> list[str]:
 
 
 def token_scopes(claims: dict[str, Any]) -> list[str]:
-    """Scopes from ``scope`` (RFC 9068 / 7662: space-separated) or ``scp`` (Okta, Entra ID: list or string)."""
+    """Scopes from ``scope`` (RFC 9068 / 7662: space-separated) or ``scp`` (Okta, Entra ID: list or string).
+
+    Separated by U+0020 only (RFC 6749 §3.3: ``scope-token *( SP scope-token )``): a token holding
+    another space (``a<NBSP>customerio:destructive``) is one strange scope name, and grants nothing
+    else. ``str.split()`` split on every Unicode space, which granted the destructive scope to that one.
+    """
     value = claims.get("scope", claims.get("scp"))
     if isinstance(value, str):
-        return value.split()
+        return [scope for scope in value.split(" ") if scope]
     if isinstance(value, list):
         return [scope for scope in value if isinstance(scope, str)]
     return []
@@ -129,9 +136,12 @@ class OAuthTokenVerifier:
                 return await self._introspect(token)
             raise TokenRefused("it is not a JWT, and no introspection endpoint is configured for opaque tokens")
         except TokenRefused as refusal:
-            logger.info("access token refused: %s", refusal)
+            CLIENTS.info("access token refused: %s", refusal)
         except (IssuerUnavailable, httpx2.HTTPError) as exc:
-            logger.warning("could not verify an access token with %s: %s", self.issuer, exc)
+            # Each request during an issuer outage says so: one line per kind, rate-limited.
+            logger.warning(
+                "could not verify an access token with %s: %s", self.issuer, exc, extra={"rate_key": "unverified"}
+            )
         return None
 
     async def _verify_jwt(self, token: str) -> OAuthAccessToken:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from customerio_mcp.serving.host_check import is_loopback
 from customerio_mcp.settings import RANDOM_STRING_COMMAND, Settings
+from customerio_mcp.text_safety import shown_url
 
 MIN_PUBLIC_TOKEN_LENGTH = 32
 
@@ -103,7 +104,7 @@ def _oauth_refusals(settings: Settings) -> list[str]:
         if url is not None and not _https_or_loopback(url):
             refusals.append(
                 f"{name} must be an https:// URL (plain http is accepted on loopback only): signing keys and "
-                f"tokens would otherwise travel unprotected. It is {url[:100]!r}."
+                f"tokens would otherwise travel unprotected. It is {shown_url(url)[:100]!r}."
             )
     if settings.mcp_oauth_introspection_url is not None and not (
         settings.mcp_oauth_client_id and settings.mcp_oauth_client_secret

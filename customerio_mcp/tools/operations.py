@@ -14,6 +14,7 @@ Two properties of a request depend on its content, not only on its tool:
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,11 @@ from customerio_mcp.tools.table import ToolSpec
 DESTRUCTIVE_ACTIONS = frozenset({"delete", "delete_device", "delete_relationships", "suppress", "merge"})
 """v2 actions that delete, suppress or merge."""
 DESTRUCTIVE_EVENTS = frozenset(
-    {"user deleted", "user suppressed", "object deleted", "relationship deleted", "device deleted"}
+    {"User Deleted", "User Suppressed", "Object Deleted", "Relationship Deleted", "Device Deleted", "Group Deleted"}
 )
-"""Pipelines semantic events that delete or suppress (Customer.io's Pipelines description names them), lower-cased."""
+"""Pipelines semantic events that delete or suppress: the Customer.io semantic events of the Pipelines
+description's complete list (``openapi/pipelines.json``) that do (not ``User Unsuppressed``, ``Device Created
+or Updated``, ``Report Delivery Event``)."""
 REPLAYABLE_V2 = frozenset(
     {
         ("person", "identify"),
@@ -133,14 +136,25 @@ def _pipelines(call: Any, where: str) -> list[DestructiveOperation]:
             )
         ]
     event = call.get("event")
-    if call.get("type") in ("track", None) and isinstance(event, str) and _normalised(event) in DESTRUCTIVE_EVENTS:
+    if call.get("type") in ("track", None) and isinstance(event, str) and _event_key(event) in _DESTRUCTIVE_EVENT_KEYS:
         return [DestructiveOperation(where, f'"{clip(event, 40)}" event', who, ".event")]
     return []
 
 
-def _normalised(event: str) -> str:
-    """Event names compared without case or extra spaces, so "user  deleted" is caught too."""
-    return " ".join(event.split()).lower()
+def _event_key(event: str) -> str:
+    """An event name reduced to what tells names apart: its letters and digits, compatibility-folded.
+
+    Customer.io's description gives each semantic event one spelling and says nothing of how loosely
+    a workspace's destination matches it, so every variant a person would read as the same name
+    counts as that name: any case, spacing, ``_``/``-``, punctuation, zero-width or control
+    characters (a trailing NUL), full-width or other compatibility forms (``Ｕser Deleted``). Only
+    letters and digits are kept, so ``User Unsuppressed`` stays apart from ``User Suppressed``.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", event).casefold())
+    return "".join(char for char in folded if char.isalnum())
+
+
+_DESTRUCTIVE_EVENT_KEYS = frozenset(map(_event_key, DESTRUCTIVE_EVENTS))
 
 
 def identity_text(identifiers: Any) -> str:
