@@ -264,6 +264,7 @@ ODD_ANSWERS = {
     "an error answer": {"error": {"code": -32603, "message": "the dialog crashed"}},
     "no action": {"result": {"result": "accept"}},
     "accept without content": {"result": {"action": "accept"}},
+    "a string for a result": {"result": "accept"},
     "a string for the box": {"result": {"action": "accept", "content": {"confirm": "true"}}},
 }
 

@@ -39,6 +39,7 @@ REFUSED: list[tuple[str, Any, int]] = [
 NOT_ANSWERED = [
     '{"jsonrpc":"2.0","method":"notifications/cancelled","params":' + "[" * 300 + "]" * 300 + "}",  # a notification
     "",  # a blank line
+    '{"jsonrpc":"2.0","id":77,"result":"accept"}',  # an answer (malformed) to a request: never answered back
 ]
 
 

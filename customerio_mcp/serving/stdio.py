@@ -107,7 +107,9 @@ class _Incoming(WrappedReadStream):
         while not self._stopped:
             message = await self._read()
             if isinstance(message, Exception):
-                await self._refuse(message)
+                answered = await self._refuse(message)
+                if answered is not None:  # a malformed answer to one of the server's requests: that request fails
+                    return SessionMessage(answered)
             elif message is not None:
                 if isinstance(message.message, types.JSONRPCRequest):
                     self._unanswered.add(message.message.id)
@@ -132,8 +134,11 @@ class _Incoming(WrappedReadStream):
         self._stopped = True
         return None
 
-    async def _refuse(self, error: Exception) -> None:
-        """Answer the line the SDK could not read (unless it is a notification or blank), and log it once."""
+    async def _refuse(self, error: Exception) -> types.JSONRPCError | None:
+        """Answer the line the SDK could not read (unless it is a notification or blank), and log it once.
+
+        Returns the error the server's own request gets when the line was a malformed answer to it.
+        """
         if line_size(error) > LARGE_LINE:
             refusal: Refusal = await anyio.to_thread.run_sync(refusal_for, error)
         else:
@@ -149,6 +154,7 @@ class _Incoming(WrappedReadStream):
                 refusal.excerpt,
                 extra={"rate_key": "stdio refused"},
             )
+        return refusal.for_server
 
 
 class _Outgoing(WrappedStream):

@@ -16,6 +16,11 @@ that tracks nesting outside strings (``_scanned_id``; an ``id`` written with esc
 ``"\u0069d"``, is not recognised there). Otherwise the id is ``null``, as JSON-RPC 2.0 says. A JSON
 object that has no ``id`` but names a ``method`` is a notification, which is never answered; a
 blank line is ignored.
+
+A line that is the client's answer to one of the server's own requests (an ``id``, a ``result`` or
+an ``error``, no ``method``: a confirmation's ``elicitation/create`` answered ``"result": "accept"``)
+is not answered back: that request gets the error instead (``Refusal.for_server``), so it fails at
+once, as an answer it cannot read, rather than waiting for one until its timeout.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Refusal:
     reason: str
     excerpt: str = ""
     """The start of the line, made safe for a log line."""
+    for_server: types.JSONRPCError | None = None
+    """A malformed answer to the server's own request: the error that request receives in its place."""
 
 
 def refusal_for(error: Exception) -> Refusal:
@@ -86,6 +93,11 @@ def _answer(code: int, message: str, top: _Top, reason: str, text: str) -> Refus
     if top.is_notification:
         return Refusal(None, f"{reason} (a notification: not answered)", excerpt)
     error = types.ErrorData(code=code, message=message)
+    if top.is_response:
+        if top.request_id is None:
+            return Refusal(None, f"{reason} (an answer, to no request the server can tell)", excerpt)
+        answered = types.JSONRPCError(jsonrpc="2.0", id=top.request_id, error=error)
+        return Refusal(None, f"{reason} (the answer to the server's request {top.request_id!r})", excerpt, answered)
     return Refusal(types.JSONRPCError(jsonrpc="2.0", id=top.request_id, error=error), reason, excerpt)
 
 
@@ -95,6 +107,8 @@ class _Top:
 
     request_id: int | str | None = None
     is_notification: bool = False
+    is_response: bool = False
+    """An answer to one of the server's own requests: an ``id``, a ``result`` or an ``error``, no ``method``."""
 
 
 def _of_object(value: Any) -> _Top:
@@ -102,7 +116,8 @@ def _of_object(value: Any) -> _Top:
         return _Top()
     if "id" not in value:
         return _Top(is_notification=isinstance(value.get("method"), str))
-    return _Top(_valid_id(value["id"]))
+    answers = "method" not in value and ("result" in value or "error" in value)
+    return _Top(_valid_id(value["id"]), is_response=answers)
 
 
 def _valid_id(value: Any) -> int | str | None:
