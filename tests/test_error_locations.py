@@ -169,11 +169,11 @@ async def test_of_several_wrong_items_the_first_is_named_and_the_others_counted(
 
 
 async def test_a_long_array_names_its_first_wrong_item_and_counts_the_rest_exactly(fake: FakeCustomerIO) -> None:
-    ids: list[Any] = [str(i) if i % 7 != 3 else i for i in range(900)]
+    ids: list[Any] = [str(i) if i % 7 != 3 else i for i in range(600)]
     wrong = [i for i, value in enumerate(ids) if isinstance(value, int)]
     text, error = await _refusal(fake, "add_people_to_segment", {"ids": ids})
     assert error["field"] == f"request_body.ids[{wrong[0]}]" == "request_body.ids[3]", text
-    assert error["more_failing"] == len(wrong) - 1 == 128
+    assert error["more_failing"] == len(wrong) - 1 == 85
     assert f"and {len(wrong) - 1} more items fail the same way" in text
 
 
@@ -186,13 +186,13 @@ async def test_wrong_members_are_named_in_the_bodys_order(fake: FakeCustomerIO) 
 
 
 async def test_thousands_of_wrong_members_are_counted_up_to_a_bound(fake: FakeCustomerIO) -> None:
-    """Explaining walks the body in pure Python: it stops counting after 1,000 more, and says so."""
+    """Explaining walks the body in pure Python: it stops counting after 100 more, and says so."""
     body = {"data": {"email": "a@example.com", **{f"k{i}": i for i in range(5_000)}}}
     text, error = await _refusal(fake, "submit_form_response", body)
     assert error["field"] == "request_body.data.k0", text
-    assert error["more_failing"] == 1_000
+    assert error["more_failing"] == 100
     assert error["more_failing_at_least"] is True
-    assert "and at least 1,000 more fields fail the same way" in text
+    assert "and at least 100 more fields fail the same way" in text
 
 
 async def test_different_rules_broken_in_one_place_are_not_counted_as_more(fake: FakeCustomerIO) -> None:

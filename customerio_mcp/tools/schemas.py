@@ -233,8 +233,12 @@ def first_invalid_item(api: str, schema_key: str, items: list[Any]) -> int | Non
     return None
 
 
-EXPLAINED_FAILURES_MAX = 1_000
-"""Failing items of one array (or members of one object) an explanation counts exactly; past one more, it stops."""
+EXPLAINED_FAILURES_MAX = 100
+"""Failing items of one array (or members of one object) an explanation counts exactly; past one more, it stops.
+
+Each is walked in pure Python (about 20 µs): at 1,000, refusing 60,000 wrong form fields spent 40 of
+its 60 ms there, over the 50 ms every body must be checked in. "and at least 100 more fail the same
+way" tells a model as much as a count to a thousand would."""
 
 
 def _first_failures(children: Iterable[Iterator[ValidationError]]) -> Iterator[ValidationError]:
