@@ -172,6 +172,7 @@ def main() -> int:
         ours_env = base_env | {
             "CUSTOMERIO_SITE_ID": "site-123",
             "CUSTOMERIO_API_KEY": "track-key",
+            "CUSTOMERIO_PIPELINES_API_KEY": "cdp-key",  # every one of the 24 tools served, as a full setup has
             "CUSTOMERIO_TRACK_URL": ours_fake.url,
             "CUSTOMERIO_PIPELINES_URL": ours_fake.url + "/v1",
             "CUSTOMERIO_LOG_LEVEL": "WARNING",

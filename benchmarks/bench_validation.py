@@ -295,7 +295,7 @@ def under_load() -> tuple[float, float, int]:
     """
     import multiprocessing
 
-    from anyio import run
+    from anyio import create_task_group, run
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared.exceptions import MCPError
@@ -337,6 +337,11 @@ def under_load() -> tuple[float, float, int]:
                         await heavy.call_tool("batch_process_requests", {"request_body": valid_batch(4_000)})
                         for build in valid_bodies().values():
                             await heavy.call_tool(*build())
+                        # The issue's case: four 100,000-identifier bodies refused at once (535 ms for others before).
+                        segment = {"segment_identifier": 7, "request_body": {"ids": numbers()}}
+                        async with create_task_group() as together:
+                            for _ in range(4):
+                                together.start_soon(heavy.call_tool, "add_people_to_segment", segment)
                 return refused
 
             try:
