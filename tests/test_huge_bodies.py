@@ -195,3 +195,44 @@ def test_what_json_cannot_carry_is_found_after_many_values(body: dict[str, Any],
         json_hygiene.check_and_encode(body)
     assert refused.value.field == field
     assert words in str(refused.value)
+
+
+async def test_large_bodies_are_checked_one_at_a_time(fake: FakeCustomerIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread checking a body holds the interpreter lock through each C call, and the event loop answers every
+    other call: four 100,000-identifier bodies checked at once left it a fifth of the lock (others waited 120 ms)."""
+    import threading
+
+    import anyio
+
+    from customerio_mcp.tools.runner import ToolRunner
+
+    real, lock = ToolRunner.build_request, threading.Lock()
+    running, most = 0, 0
+
+    def counted(self: ToolRunner, *args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(ToolRunner, "build_request", counted)
+    results: list[Any] = []
+    async with connect(settings_for(fake)) as client:
+
+        async def refuse() -> None:
+            results.append(
+                await client.call_tool("add_people_to_segment", {**SEGMENT, "request_body": {"ids": list(range(N))}})
+            )
+
+        async with anyio.create_task_group() as together:
+            for _ in range(4):
+                together.start_soon(refuse)
+    assert len(results) == 4
+    assert all(result.is_error for result in results)
+    assert most == 1
+    assert fake.requests == []
