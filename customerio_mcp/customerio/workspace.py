@@ -114,14 +114,13 @@ class Workspace:
     def described_for(self, api: Api) -> str:
         """Which workspace a call to ``api`` writes to, in words a person recognises: never a key.
 
-        A Track call names the site ID. A Pipelines key is the only thing that names its workspace,
-        so a Pipelines call names where that key is set.
+        A Track call names the site ID. A Pipelines or App API key is the only thing that names its
+        workspace, so such a call names where that key is set.
         """
-        if api == "track" and self.site_id:
-            return f"the Customer.io workspace with site ID {clip(self.site_id, 60)}"
         if api == "track":
-            return "Customer.io"
-        return f"the Customer.io workspace of the Data Pipelines key in {self.names.pipelines_api_key}"
+            return f"the Customer.io workspace with site ID {clip(self.site_id, 60)}" if self.site_id else "Customer.io"
+        key = self.names.pipelines_api_key if api == "pipelines" else self.names.app_api_key
+        return f"the Customer.io workspace of the {'Data Pipelines' if api == 'pipelines' else 'App API'} key in {key}"
 
     @cached_property
     def fingerprint(self) -> str:
